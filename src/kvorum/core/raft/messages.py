@@ -1,0 +1,257 @@
+"""Raft's vocabulary: log entries, configurations, snapshots and the messages peers exchange.
+
+Everything here is an immutable, slotted dataclass with plain fields (ints, bytes, tuples,
+frozensets), so that the simulator can copy and duplicate messages freely and the runtime can
+serialise them without a schema of its own. Every message names its sender, its receiver and
+the sender's term; Raft's first rule — adopt any newer term seen, ignore older ones — is applied
+to all of them in one place (:meth:`kvorum.core.raft.node.RaftCore.step`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum
+
+NodeId = int
+
+
+class EntryKind(IntEnum):
+    NORMAL = 0
+    """An application command; an empty one is a leader's no-op that commits its term."""
+    CONF_CHANGE = 1
+    """A single-server membership change (data is an encoded :class:`ConfChange`)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    term: int
+    index: int
+    data: bytes = b""
+    kind: EntryKind = EntryKind.NORMAL
+
+
+class ConfChangeKind(IntEnum):
+    ADD_LEARNER = 0
+    PROMOTE = 1
+    REMOVE = 2
+
+
+@dataclass(frozen=True, slots=True)
+class ConfChange:
+    """Add a non-voting learner, promote a learner to voter, or remove a server.
+
+    One server changes at a time (Ongaro's thesis §4.1), so any two consecutive configurations'
+    majorities overlap and no joint consensus is needed. ``auto_promote`` asks the leader to
+    promote the learner by itself once it has caught up.
+    """
+
+    kind: ConfChangeKind
+    node_id: NodeId
+    auto_promote: bool = False
+
+    def encode(self) -> bytes:
+        return f"{int(self.kind)}:{self.node_id}:{int(self.auto_promote)}".encode()
+
+    @classmethod
+    def decode(cls, data: bytes) -> ConfChange:
+        kind, node, auto = data.decode().split(":")
+        return cls(ConfChangeKind(int(kind)), int(node), auto == "1")
+
+
+@dataclass(frozen=True, slots=True)
+class ConfState:
+    """A cluster configuration: who votes, who only listens, who is promoted when caught up."""
+
+    voters: frozenset[NodeId]
+    learners: frozenset[NodeId] = frozenset()
+    auto_promote: frozenset[NodeId] = frozenset()
+
+    def apply(self, change: ConfChange) -> ConfState:
+        """The configuration after ``change``; changes that are no-ops return ``self``."""
+        n = change.node_id
+        if change.kind is ConfChangeKind.ADD_LEARNER:
+            if n in self.voters or n in self.learners:
+                return self
+            auto = self.auto_promote | {n} if change.auto_promote else self.auto_promote
+            return ConfState(self.voters, self.learners | {n}, auto)
+        if change.kind is ConfChangeKind.PROMOTE:
+            if n not in self.learners:
+                return self
+            return ConfState(self.voters | {n}, self.learners - {n}, self.auto_promote - {n})
+        return ConfState(self.voters - {n}, self.learners - {n}, self.auto_promote - {n})
+
+    @property
+    def members(self) -> frozenset[NodeId]:
+        return self.voters | self.learners
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotMeta:
+    index: int
+    term: int
+    conf: ConfState
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """The application's state as of ``meta.index``, as opaque bytes."""
+
+    meta: SnapshotMeta
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class HardState:
+    """What Raft must persist before answering: the term, the vote in it, and the commit."""
+
+    term: int = 0
+    vote: NodeId | None = None
+    commit: int = 0
+
+
+# --- messages ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RequestVote:
+    src: NodeId
+    dst: NodeId
+    term: int
+    last_log_index: int
+    last_log_term: int
+    pre_vote: bool = False
+    """A PreVote asks "would you vote for me at ``term``?" without anyone changing term."""
+    transfer: bool = False
+    """Sent after TimeoutNow: voters skip the leader-lease check (the leader asked for it)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RequestVoteResponse:
+    src: NodeId
+    dst: NodeId
+    term: int
+    granted: bool
+    pre_vote: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class AppendEntries:
+    src: NodeId
+    dst: NodeId
+    term: int
+    prev_log_index: int
+    prev_log_term: int
+    entries: tuple[Entry, ...]
+    leader_commit: int
+
+
+@dataclass(frozen=True, slots=True)
+class AppendEntriesResponse:
+    src: NodeId
+    dst: NodeId
+    term: int
+    success: bool
+    match_index: int
+    """On success: the follower's log matches the leader's up to here."""
+    rejected_index: int = 0
+    """On rejection: the ``prev_log_index`` that did not match (to spot stale rejections)."""
+    conflict_index: int = 0
+    """On rejection: where the leader should look next (first index of ``conflict_term``, or
+    the follower's last index + 1 when its log is too short)."""
+    conflict_term: int = 0
+    """On rejection: the term of the follower's entry at ``rejected_index`` (0 if none)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Heartbeat:
+    src: NodeId
+    dst: NodeId
+    term: int
+    leader_commit: int
+    round: int
+    """Heartbeat round; an acknowledgement of round r confirms leadership as of r's sending,
+    which is what ReadIndex and lease reads wait for."""
+
+
+@dataclass(frozen=True, slots=True)
+class HeartbeatResponse:
+    src: NodeId
+    dst: NodeId
+    term: int
+    round: int
+
+
+@dataclass(frozen=True, slots=True)
+class InstallSnapshot:
+    src: NodeId
+    dst: NodeId
+    term: int
+    meta: SnapshotMeta
+    offset: int
+    data: bytes
+    done: bool
+
+
+@dataclass(frozen=True, slots=True)
+class InstallSnapshotResponse:
+    src: NodeId
+    dst: NodeId
+    term: int
+    snapshot_index: int
+    next_offset: int
+    """The byte offset the follower expects next (0 after a gap: start over)."""
+
+
+@dataclass(frozen=True, slots=True)
+class TimeoutNow:
+    src: NodeId
+    dst: NodeId
+    term: int
+
+
+@dataclass(frozen=True, slots=True)
+class ReadIndexRequest:
+    src: NodeId
+    dst: NodeId
+    term: int
+    ctx: int
+
+
+@dataclass(frozen=True, slots=True)
+class ReadIndexResponse:
+    src: NodeId
+    dst: NodeId
+    term: int
+    ctx: int
+    index: int
+    ok: bool
+
+
+Message = (
+    RequestVote
+    | RequestVoteResponse
+    | AppendEntries
+    | AppendEntriesResponse
+    | Heartbeat
+    | HeartbeatResponse
+    | InstallSnapshot
+    | InstallSnapshotResponse
+    | TimeoutNow
+    | ReadIndexRequest
+    | ReadIndexResponse
+)
+
+MESSAGE_TYPES: tuple[type, ...] = (
+    RequestVote,
+    RequestVoteResponse,
+    AppendEntries,
+    AppendEntriesResponse,
+    Heartbeat,
+    HeartbeatResponse,
+    InstallSnapshot,
+    InstallSnapshotResponse,
+    TimeoutNow,
+    ReadIndexRequest,
+    ReadIndexResponse,
+)
+"""Every message class, in a fixed order (the wire codec uses the position as a type tag)."""
