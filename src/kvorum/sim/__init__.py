@@ -1,0 +1,1 @@
+"""Deterministic simulation of kvorum clusters, and the checkers that judge its runs."""
