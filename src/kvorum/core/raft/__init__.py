@@ -1,0 +1,47 @@
+"""Raft as a pure state machine: :class:`RaftCore` and its vocabulary.
+
+Where things are: ``messages`` (entries, configurations, RPCs), ``log`` (the in-memory log and
+its cursors), ``quorum`` (where votes are counted and the commit index decided), ``progress``
+(the leader's per-follower replication state), ``node`` (the core itself, with one handler
+per role).
+"""
+
+from kvorum.core.raft.messages import (
+    ConfChange,
+    ConfChangeKind,
+    ConfState,
+    Entry,
+    EntryKind,
+    HardState,
+    Snapshot,
+    SnapshotMeta,
+)
+from kvorum.core.raft.node import (
+    NotLeader,
+    ProposalDropped,
+    RaftConfig,
+    RaftCore,
+    RaftReady,
+    ReadState,
+    Role,
+    UnsafeSwitches,
+)
+
+__all__ = [
+    "ConfChange",
+    "ConfChangeKind",
+    "ConfState",
+    "Entry",
+    "EntryKind",
+    "HardState",
+    "NotLeader",
+    "ProposalDropped",
+    "RaftConfig",
+    "RaftCore",
+    "RaftReady",
+    "ReadState",
+    "Role",
+    "Snapshot",
+    "SnapshotMeta",
+    "UnsafeSwitches",
+]
