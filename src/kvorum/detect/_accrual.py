@@ -66,35 +66,42 @@ def _require_window(max_sample_size: int) -> int:
 class IntervalWindow:
     """The last ``capacity`` inter-arrival intervals with O(1) mean and standard deviation.
 
-    Running sums make each update O(1); because subtracting evicted samples lets rounding error
-    creep in over millions of heartbeats, the sums are recomputed exactly once per ``capacity``
-    evictions (amortised O(1)).
+    Keeps the mean and the sum of squared deviations (Welford's update, extended to replace the
+    evicted sample), not raw sums of squares: E[x²] − mean² cancels catastrophically when the
+    spread is small next to the values. Rounding still accumulates over millions of updates, so
+    both are recomputed exactly once per ``capacity`` evictions (amortised O(1)).
     """
 
-    __slots__ = ("_capacity", "_evictions", "_intervals", "_sum", "_sum_sq")
+    __slots__ = ("_capacity", "_evictions", "_intervals", "_mean", "_squared_deviations")
 
     def __init__(self, capacity: int) -> None:
         """A window holding at most ``capacity`` (>= 1) intervals."""
         self._capacity = _require_window(capacity)
         self._intervals: deque[float] = deque()
-        self._sum = 0.0
-        self._sum_sq = 0.0
+        self._mean = 0.0
+        self._squared_deviations = 0.0
         self._evictions = 0
 
     def add(self, interval_ms: float) -> None:
         """Append one interval, evicting the oldest when full."""
-        if len(self._intervals) == self._capacity:
-            old = self._intervals.popleft()
-            self._sum -= old
-            self._sum_sq -= old * old
-            self._evictions += 1
+        if len(self._intervals) < self._capacity:
+            self._intervals.append(interval_ms)
+            delta = interval_ms - self._mean
+            self._mean += delta / len(self._intervals)
+            self._squared_deviations += delta * (interval_ms - self._mean)
+            return
+        old = self._intervals.popleft()
         self._intervals.append(interval_ms)
-        self._sum += interval_ms
-        self._sum_sq += interval_ms * interval_ms
+        old_mean = self._mean
+        self._mean += (interval_ms - old) / self._capacity
+        self._squared_deviations += (interval_ms - old) * (
+            interval_ms - self._mean + old - old_mean
+        )
+        self._evictions += 1
         if self._evictions >= self._capacity:
             self._evictions = 0
-            self._sum = math.fsum(self._intervals)
-            self._sum_sq = math.fsum(x * x for x in self._intervals)
+            self._mean = math.fsum(self._intervals) / self._capacity
+            self._squared_deviations = math.fsum((x - self._mean) ** 2 for x in self._intervals)
 
     def __len__(self) -> int:
         return len(self._intervals)
@@ -104,14 +111,15 @@ class IntervalWindow:
         """Mean interval; raises DetectorError if the window is empty."""
         if not self._intervals:
             raise DetectorError("the interval window is empty")
-        return self._sum / len(self._intervals)
+        return self._mean
 
     @property
     def std_deviation_ms(self) -> float:
         """Population standard deviation (0.0 for one sample; never negative)."""
-        mean = self.mean_ms
-        variance = self._sum_sq / len(self._intervals) - mean * mean
-        return math.sqrt(max(variance, 0.0))  # rounding can push a tiny variance below zero
+        if not self._intervals:
+            raise DetectorError("the interval window is empty")
+        # Rounding can push a tiny sum of squared deviations just below zero.
+        return math.sqrt(max(self._squared_deviations, 0.0) / len(self._intervals))
 
 
 class PhiAccrualDetector:
