@@ -1,0 +1,31 @@
+"""Small file-system helpers shared by the WAL and the snapshot store.
+
+Theory of operation: POSIX only promises that a file's *contents* survive a crash after
+``fsync``/``fdatasync`` on the file; the *name* of a newly created, renamed or deleted file is
+directory data and survives only after an ``fsync`` of the directory. Every place in
+``kvorum.storage`` that creates, renames or deletes a file therefore ends with
+:func:`fsync_dir`. Writes go through :func:`write_all` because ``os.write`` may write less
+than it was given.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def fsync_dir(directory: Path) -> None:
+    """Make the directory's entries (created, renamed, deleted names) durable."""
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_all(fd: int, data: bytes | bytearray | memoryview) -> None:
+    """Write every byte of ``data`` to ``fd`` (``os.write`` may stop short)."""
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
