@@ -129,6 +129,11 @@ class SegmentAllocator:
         return self._step
 
     @property
+    def left_in_segment(self) -> int:
+        """IDs left in the current segment."""
+        return self._end - self._cursor
+
+    @property
     def buffered_ids(self) -> int:
         """IDs available without another fetch (rest of current plus the next segment)."""
         spare = self._next.size if self._next is not None else 0
