@@ -1,0 +1,233 @@
+"""Snapshot files: written atomically, checksummed, streamed in chunks, newest two kept.
+
+Theory of operation. A snapshot is the state machine's bytes as of a log index, plus the Raft
+metadata that goes with it (index, term, configuration). It is written to a temporary file
+chunk by chunk (nothing is held whole in memory), fsynced, renamed to
+``<index>-<term>.snap`` and the directory fsynced; only then does it exist. A crash before the
+rename leaves a ``*.tmp`` file, which no reader looks at and the next open deletes.
+
+File layout (little-endian)::
+
+    MAGIC (8 bytes)
+    chunk*          each: length:u32 | bytes          (the engine's chunks, boundaries kept)
+    footer          msgpack [index, term, voters, learners, auto_promote, data_bytes, data_crc]
+    footer_len:u32 | footer_crc:u32 | END_MAGIC (8 bytes)
+
+``data_crc`` is the CRC32C of every chunk frame (lengths and bytes). Chunk boundaries are kept
+because an engine may rely on them (each of the in-memory engine's chunks is one msgpack
+object). The footer sits at the end because the checksum is only known after streaming.
+
+Choice on a bad latest snapshot: :meth:`SnapshotStore.latest` raises
+:class:`SnapshotCorruptionError` naming the file rather than falling back to the older one.
+Falling back is sound only if the WAL still holds every entry between the two snapshots, and
+the log store compacts the WAL as soon as a newer snapshot is durable, so the fallback would
+almost never be possible and would be a rarely-run recovery path. A renamed snapshot was
+fsynced whole, so a bad one means the disk lost acknowledged data: stop and let an operator
+decide (wiping the node lets the leader send it a fresh snapshot). The older file is kept so
+that operator has something to look at.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import struct
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+import crc32c
+import msgpack
+
+from kvorum.core.raft.messages import ConfState, SnapshotMeta
+from kvorum.storage._fs import fsync_dir, write_all
+
+MAGIC = b"KVSNAP01"
+END_MAGIC = b"KVSNPEND"
+_CHUNK_LENGTH = struct.Struct("<I")
+_TAIL = struct.Struct("<II8s")
+"""footer length, footer CRC32C, end magic."""
+_NAME = re.compile(r"^(\d{20})-(\d{20})\.snap$")
+_TEMP_SUFFIX = ".tmp"
+DEFAULT_KEEP = 2
+
+
+class SnapshotCorruptionError(Exception):
+    """A snapshot file fails its checksum or is malformed; ``path`` names it."""
+
+    def __init__(self, path: Path, reason: str) -> None:
+        super().__init__(f"snapshot {path} is corrupt: {reason}")
+        self.path = path
+        self.reason = reason
+
+
+def snapshot_name(index: int, term: int) -> str:
+    """The file name of the snapshot at ``index`` taken in ``term`` (sorts by index)."""
+    return f"{index:020d}-{term:020d}.snap"
+
+
+def _encode_footer(meta: SnapshotMeta, data_bytes: int, data_crc: int) -> bytes:
+    conf = meta.conf
+    return msgpack.packb(
+        [
+            meta.index,
+            meta.term,
+            sorted(conf.voters),
+            sorted(conf.learners),
+            sorted(conf.auto_promote),
+            data_bytes,
+            data_crc,
+        ]
+    )
+
+
+class SnapshotStore:
+    """The snapshot files of one node, in one directory.
+
+    :meth:`write` may run on a background thread while the node's thread keeps using the
+    rest of the store; it touches only its own temporary file until the final rename.
+    """
+
+    def __init__(self, directory: Path, *, keep: int = DEFAULT_KEEP) -> None:
+        """Open (or create) the store; leftover temporary files from a crash are deleted."""
+        if keep < 1:
+            raise ValueError(f"keep must be at least 1, got {keep}")
+        self._dir = Path(directory)
+        self._keep = keep
+        self._dir.mkdir(parents=True, exist_ok=True)
+        leftovers = list(self._dir.glob("*" + _TEMP_SUFFIX))
+        for temp in leftovers:
+            temp.unlink()
+        if leftovers:
+            fsync_dir(self._dir)
+
+    @property
+    def directory(self) -> Path:
+        return self._dir
+
+    def path_for(self, meta: SnapshotMeta) -> Path:
+        return self._dir / snapshot_name(meta.index, meta.term)
+
+    def files(self) -> list[Path]:
+        """Published snapshot files, oldest (lowest index) first."""
+        return sorted(p for p in self._dir.iterdir() if _NAME.match(p.name))
+
+    def write(self, meta: SnapshotMeta, chunks: Iterable[bytes]) -> Path:
+        """Stream ``chunks`` into a new snapshot for ``meta``; returns once it is durable.
+
+        Then deletes all but the newest ``keep`` snapshots. If ``chunks`` raises, nothing is
+        published.
+        """
+        if meta.index < 0 or meta.term < 0:
+            raise ValueError(f"snapshot index and term must be >= 0, got {meta}")
+        path = self.path_for(meta)
+        temp = path.with_name(path.name + _TEMP_SUFFIX)
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            write_all(fd, MAGIC)
+            data_crc = 0
+            data_bytes = 0
+            for chunk in chunks:
+                frame = _CHUNK_LENGTH.pack(len(chunk)) + chunk
+                data_crc = crc32c.crc32c(frame, data_crc)
+                data_bytes += len(frame)
+                write_all(fd, frame)
+            footer = _encode_footer(meta, data_bytes, data_crc)
+            write_all(fd, footer + _TAIL.pack(len(footer), crc32c.crc32c(footer), END_MAGIC))
+            os.fsync(fd)
+        except BaseException:
+            os.close(fd)
+            temp.unlink(missing_ok=True)
+            raise
+        os.close(fd)
+        os.rename(temp, path)
+        fsync_dir(self._dir)
+        self._prune()
+        return path
+
+    def _prune(self) -> None:
+        doomed = self.files()[: -self._keep]
+        for old in doomed:
+            old.unlink()
+        if doomed:
+            fsync_dir(self._dir)
+
+    def read_meta(self, path: Path) -> tuple[SnapshotMeta, int, int]:
+        """The metadata in ``path``'s footer, with the data's byte count and CRC32C.
+
+        Raises :class:`SnapshotCorruptionError` if the footer is damaged or disagrees with
+        the file name.
+        """
+        size = path.stat().st_size
+        if size < len(MAGIC) + _TAIL.size:
+            raise SnapshotCorruptionError(path, f"only {size} bytes long")
+        with open(path, "rb") as f:
+            if f.read(len(MAGIC)) != MAGIC:
+                raise SnapshotCorruptionError(path, "bad magic at offset 0")
+            f.seek(size - _TAIL.size)
+            footer_len, footer_crc, end_magic = _TAIL.unpack(f.read(_TAIL.size))
+            if end_magic != END_MAGIC:
+                raise SnapshotCorruptionError(path, "bad end magic")
+            footer_at = size - _TAIL.size - footer_len
+            if footer_at < len(MAGIC):
+                raise SnapshotCorruptionError(path, f"impossible footer length {footer_len}")
+            f.seek(footer_at)
+            footer = f.read(footer_len)
+        if crc32c.crc32c(footer) != footer_crc:
+            raise SnapshotCorruptionError(path, f"footer CRC mismatch at offset {footer_at}")
+        index, term, voters, learners, auto, data_bytes, data_crc = msgpack.unpackb(footer)
+        if data_bytes != footer_at - len(MAGIC):
+            raise SnapshotCorruptionError(
+                path, f"footer says {data_bytes} data bytes, file holds {footer_at - len(MAGIC)}"
+            )
+        if path.name != snapshot_name(index, term):
+            raise SnapshotCorruptionError(path, f"footer says index {index} term {term}")
+        conf = ConfState(frozenset(voters), frozenset(learners), frozenset(auto))
+        return SnapshotMeta(index=index, term=term, conf=conf), data_bytes, data_crc
+
+    def verify(self, path: Path) -> SnapshotMeta:
+        """Check ``path`` end to end (footer and data checksums) and return its metadata."""
+        for _ in self._chunks(path):
+            pass
+        return self.read_meta(path)[0]
+
+    def latest(self) -> SnapshotMeta | None:
+        """The newest snapshot's metadata after verifying its whole content; None if there is
+        no snapshot. Raises :class:`SnapshotCorruptionError` if the newest one is bad (see the
+        module docstring for why there is no fallback)."""
+        files = self.files()
+        return self.verify(files[-1]) if files else None
+
+    def read_chunks(self, meta: SnapshotMeta) -> Iterator[bytes]:
+        """Stream the snapshot's chunks as written. The checksum is checked as the stream
+        ends: a consumer must treat the data as unusable until the iterator is exhausted
+        without :class:`SnapshotCorruptionError` (an engine restore in one transaction
+        does exactly that)."""
+        path = self.path_for(meta)
+        if not path.exists():
+            raise FileNotFoundError(f"no snapshot file {path}")
+        return self._chunks(path)
+
+    def _chunks(self, path: Path) -> Iterator[bytes]:
+        _, data_bytes, data_crc = self.read_meta(path)
+        crc = 0
+        with open(path, "rb") as f:
+            f.seek(len(MAGIC))
+            remaining = data_bytes
+            while remaining:
+                offset = f.tell()
+                if remaining < _CHUNK_LENGTH.size:
+                    raise SnapshotCorruptionError(path, f"truncated chunk at offset {offset}")
+                head = f.read(_CHUNK_LENGTH.size)
+                (length,) = _CHUNK_LENGTH.unpack(head)
+                if length > remaining - _CHUNK_LENGTH.size:
+                    raise SnapshotCorruptionError(
+                        path, f"chunk length {length} at offset {offset} overruns the data"
+                    )
+                chunk = f.read(length)
+                crc = crc32c.crc32c(chunk, crc32c.crc32c(head, crc))
+                remaining -= _CHUNK_LENGTH.size + length
+                if remaining == 0 and crc != data_crc:
+                    raise SnapshotCorruptionError(path, "data CRC mismatch")
+                yield chunk
+        if data_bytes == 0 and crc != data_crc:
+            raise SnapshotCorruptionError(path, "data CRC mismatch")
