@@ -78,6 +78,6 @@ def require_time(now_ms: float, not_before_ms: float | None, what: str) -> float
         raise DetectorError(f"{what}: now_ms must be a finite number, got {now_ms!r}")
     if not_before_ms is not None and now_ms < not_before_ms:
         raise ClockWentBackwards(
-            f"{what}: now_ms={now_ms} is earlier than the last heartbeat at {not_before_ms} ms"
+            f"{what}: now_ms={now_ms} is earlier than {not_before_ms} ms, a time already seen"
         )
     return float(now_ms)
