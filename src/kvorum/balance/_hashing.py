@@ -14,9 +14,9 @@ spot, a hot key or an unlucky arc overloading one backend: no backend may have m
 ``ceil(load_factor × average load)`` requests in flight (weighted), and a key whose home is
 full walks on clockwise to the next backend with room. With ``load_factor`` = 1.25 no backend
 carries more than 25% above average, and most keys still land on their home backend.
-Ejected backends are skipped the same way, so their keys spread over the ring instead of all
-falling onto one neighbour... only as far as their virtual nodes are spread, which is why
-each backend has many.
+Ejected backends are skipped the same way. Because each backend owns many small arcs rather
+than one big one, the keys of a skipped backend spread over many neighbours instead of all
+landing on the next one.
 
 Hashes are BLAKE2b, not Python's ``hash()``, which is salted per process: two clients (or
 two runs) must agree on where a key lives.
