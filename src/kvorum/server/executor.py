@@ -1,0 +1,173 @@
+"""What the RESP server needs from the node behind it, and a single-node implementation.
+
+Theory of operation: the server never touches the state machine or the log itself. It
+checks each request (:func:`kvorum.kv.commands.check_command`), turns a write into a log
+payload stamped with :meth:`Executor.now_ms`, and hands the node whole groups at a time:
+consecutive writes from one pipelined read as one :meth:`Executor.write_batch` (the Raft node
+puts them in one proposal and one fsync), consecutive reads as one :meth:`Executor.read_batch`
+(one ReadIndex round). Replies come back in request order.
+
+A node reports trouble by raising :class:`ExecutorError` subclasses whose ``reply`` is the
+Redis-style error the client sees (``-CLUSTERDOWN no leader``); :func:`error_reply_for`
+maps anything else (a timeout, a bug) to an error reply so one failing request never takes a
+connection or the server down.
+
+:class:`LocalExecutor` is the reference implementation: one non-replicated node applying
+each write batch directly to a :class:`KVStateMachine` as the next log index.
+"""
+
+from __future__ import annotations
+
+import enum
+import time
+from collections.abc import Callable, Sequence
+from typing import Protocol
+
+from kvorum.kv.replies import ErrorReply, Reply
+from kvorum.kv.state_machine import KVStateMachine, encode_expire_sweep
+
+
+class Consistency(enum.Enum):
+    """How fresh a read must be."""
+
+    LINEARIZABLE = "linearizable"
+    """Reflects every write acknowledged before the read began (ReadIndex or a lease)."""
+    STALE = "stale"
+    """Whatever this node has applied; may miss recent writes, never waits for the leader."""
+
+
+class ExecutorError(Exception):
+    """A request the node could not carry out; ``reply`` is what the client is told."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.reply = ErrorReply(message)
+
+
+class NoLeaderError(ExecutorError):
+    """The cluster has no leader right now (election in progress, or no quorum)."""
+
+    def __init__(self) -> None:
+        super().__init__("CLUSTERDOWN no leader")
+
+
+class CommitTimeoutError(ExecutorError):
+    """A write was proposed but not known to commit in time; it may still apply later, so a
+    client must not assume either outcome."""
+
+    def __init__(self, timeout_ms: int) -> None:
+        super().__init__(
+            f"TIMEOUT not committed within {timeout_ms} ms; the write may still be applied"
+        )
+        self.timeout_ms = timeout_ms
+
+
+def error_reply_for(exc: BaseException) -> ErrorReply:
+    """The error reply a client gets when the node raised ``exc`` for its request."""
+    if isinstance(exc, ExecutorError):
+        return exc.reply
+    if isinstance(exc, TimeoutError):
+        return ErrorReply("TIMEOUT request timed out; a write may still be applied")
+    return ErrorReply(f"ERR internal error ({type(exc).__name__})")
+
+
+InfoSections = dict[str, dict[str, str | int]]
+"""INFO sections by lower-case name (``replication``, ``keyspace``), each field -> value."""
+
+
+class Executor(Protocol):
+    """The node as the server sees it. Implementations must keep the order of a batch."""
+
+    async def write_batch(self, payloads: Sequence[bytes]) -> list[Reply]:
+        """Replicate and apply write payloads (from :func:`kvorum.kv.commands.encode_write`)
+        in order; one reply per payload, returned only after each is applied. Raises
+        :class:`ExecutorError` if the batch cannot be carried out at all."""
+        ...
+
+    async def read_batch(
+        self, requests: Sequence[Sequence[bytes]], consistency: Consistency
+    ) -> list[Reply]:
+        """Evaluate checked read commands at ``consistency`` against state that includes
+        every write whose reply was already returned; one reply per request."""
+        ...
+
+    def now_ms(self) -> int:
+        """The clock writes are stamped with (the leader's, in Unix ms)."""
+        ...
+
+    def info(self) -> InfoSections:
+        """INFO sections the node owns (at least ``replication`` and ``keyspace``)."""
+        ...
+
+    def role(self) -> Reply:
+        """The ROLE reply, e.g. ``[b"master", 0, []]``."""
+        ...
+
+
+def wall_clock_ms() -> int:
+    """Unix time in ms (the default clock; tests inject their own)."""
+    return time.time_ns() // 1_000_000
+
+
+class LocalExecutor:
+    """A single, non-replicated node: each write batch is applied at once as the next log
+    index, reads see everything applied. The reference behaviour for the Raft node."""
+
+    def __init__(
+        self, machine: KVStateMachine, clock_ms: Callable[[], int] = wall_clock_ms
+    ) -> None:
+        self.machine = machine
+        self._clock_ms = clock_ms
+        self._sweep_start_key = b""
+
+    def now_ms(self) -> int:
+        """The injected clock's reading."""
+        return self._clock_ms()
+
+    async def write(self, payload: bytes) -> Reply:
+        """Apply one write payload; its reply."""
+        return (await self.write_batch([payload]))[0]
+
+    async def write_batch(self, payloads: Sequence[bytes]) -> list[Reply]:
+        """Apply the payloads as one log entry (one atomic engine batch)."""
+        if not payloads:
+            return []
+        index = self.machine.engine.applied_index() + 1
+        return self.machine.apply_many(payloads, index)
+
+    async def read(self, request: Sequence[bytes], consistency: Consistency) -> Reply:
+        """Evaluate one read command now."""
+        return self.machine.read(request, self._clock_ms())
+
+    async def read_batch(
+        self, requests: Sequence[Sequence[bytes]], consistency: Consistency
+    ) -> list[Reply]:
+        """Evaluate read commands now; a single node is always up to date."""
+        now_ms = self._clock_ms()
+        read = self.machine.read
+        return [read(request, now_ms) for request in requests]
+
+    async def sweep_expired(self, max_keys: int) -> bool:
+        """Propose one expiry sweep over the next ``max_keys`` keys (what a leader does
+        periodically); True when the sweep wrapped around to the first key."""
+        payload = encode_expire_sweep(self._clock_ms(), self._sweep_start_key, max_keys)
+        next_key = await self.write(payload)
+        self._sweep_start_key = next_key if isinstance(next_key, bytes) else b""
+        return next_key is None
+
+    def info(self) -> InfoSections:
+        """``replication`` (always a master with no replicas) and ``keyspace``."""
+        keyspace: dict[str, str | int] = dict(self.machine.keyspace_info(self._clock_ms()))
+        return {
+            "replication": {
+                "role": "master",
+                "connected_slaves": 0,
+                "kvorum_mode": "local",
+                "kvorum_applied_index": self.machine.engine.applied_index(),
+            },
+            "keyspace": keyspace,
+        }
+
+    def role(self) -> Reply:
+        """A master with no replicas, at its applied index as the offset."""
+        return [b"master", self.machine.engine.applied_index(), []]

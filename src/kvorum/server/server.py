@@ -1,0 +1,543 @@
+"""The asyncio RESP server: sockets in, requests to an :class:`Executor`, replies out.
+
+Theory of operation: one task per connection loops *read → parse → execute → write →
+drain*. Everything one socket read completes is executed as a batch
+(:meth:`Session.execute`): consecutive writes go to the executor together, then consecutive
+reads, and replies are written in request order as one buffer. The next read happens only
+after ``drain()``, so a client that stops reading its replies stops being read — that is the
+per-connection backpressure, and it bounds a connection's output to one batch's replies.
+Connection-level commands (PING, HELLO, INFO, COMMAND, CLIENT, ...) are answered here;
+everything that touches data goes through the executor.
+
+Faults stay local: a protocol error gets Redis's error line and closes only that
+connection; an exception from the executor becomes an error reply for the requests it
+affected; over ``max_clients`` a new connection is told so and closed; idle connections are
+closed by a sweeper when ``idle_timeout_ms`` is set.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from kvorum.kv.commands import COMMANDS, CommandSpec, Kind, check_command, encode_write, parse_int
+from kvorum.kv.glob_match import compile_glob
+from kvorum.kv.replies import (
+    ERR_DB_INDEX,
+    ERR_NOT_INTEGER,
+    OK,
+    PONG,
+    ErrorReply,
+    Reply,
+    Verbatim,
+    err_arity,
+)
+from kvorum.server.executor import Consistency, Executor, error_reply_for
+from kvorum.server.resp import (
+    DEFAULT_MAX_BULK_BYTES,
+    DEFAULT_MAX_INLINE_BYTES,
+    DEFAULT_MAX_MULTIBULK_COUNT,
+    DEFAULT_MAX_REQUEST_BYTES,
+    ProtocolError,
+    RequestParser,
+    encode_replies,
+)
+
+log = logging.getLogger(__name__)
+
+REDIS_VERSION = "7.0.0"
+"""The Redis version kvorum answers like (clients gate features on it)."""
+
+MAX_CLIENTS_REPLY = b"-ERR max number of clients reached\r\n"
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    """Listening address and per-connection limits."""
+
+    host: str = "127.0.0.1"
+    port: int = 6379
+    """0 picks a free port (see :attr:`RespServer.port`)."""
+    max_clients: int = 10_000
+    max_bulk_bytes: int = DEFAULT_MAX_BULK_BYTES
+    """Largest single argument (value) accepted; larger is a protocol error."""
+    max_multibulk_count: int = DEFAULT_MAX_MULTIBULK_COUNT
+    max_inline_bytes: int = DEFAULT_MAX_INLINE_BYTES
+    max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
+    idle_timeout_ms: int = 0
+    """Close connections silent for this long; 0 never does (Redis's ``timeout 0``)."""
+    read_chunk_bytes: int = 256 * 1024
+    consistency: Consistency = Consistency.LINEARIZABLE
+
+    def __post_init__(self) -> None:
+        for name in ("max_clients", "max_bulk_bytes", "max_multibulk_count",
+                     "max_inline_bytes", "max_request_bytes", "read_chunk_bytes"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"ServerConfig.{name} must be positive, got {getattr(self, name)}")
+        if self.idle_timeout_ms < 0:
+            raise ValueError(f"idle_timeout_ms must be >= 0, got {self.idle_timeout_ms}")
+        if not 0 <= self.port <= 65535:
+            raise ValueError(f"port must be in 0..65535, got {self.port}")
+
+
+@dataclass(slots=True)
+class ServerStats:
+    """Counters INFO reports."""
+
+    total_connections_received: int = 0
+    total_commands_processed: int = 0
+    rejected_connections: int = 0
+    protocol_errors: int = 0
+
+
+@dataclass(slots=True)
+class Session:
+    """One client connection's state and its command execution."""
+
+    server: RespServer
+    client_id: int
+    peer: str
+    resp3: bool = False
+    name: bytes = b""
+    lib_name: bytes = b""
+    lib_version: bytes = b""
+    last_active_s: float = 0.0
+    writer: asyncio.StreamWriter | None = field(default=None, repr=False)
+
+    async def execute(self, requests: Sequence[list[bytes]]) -> tuple[bytes, bool]:
+        """Run a pipelined batch; return its encoded replies (in order) and whether the
+        client asked to QUIT (later requests in the batch are then ignored, as in Redis)."""
+        server = self.server
+        executor = server.executor
+        now_ms = executor.now_ms()
+        out: list[bytes] = []
+        replies: list[Reply] = []
+        # Indexes into `replies` and the requests of the group being collected.
+        group_kind: Kind | None = None
+        group_slots: list[int] = []
+        group_items: list[bytes] | list[list[bytes]] = []
+        quit_requested = False
+        server.stats.total_commands_processed += len(requests)
+
+        async def flush() -> None:
+            nonlocal group_kind, group_items, group_slots
+            if group_kind is None:
+                return
+            try:
+                if group_kind is Kind.WRITE:
+                    results = await executor.write_batch(group_items)  # type: ignore[arg-type]
+                else:
+                    results = await executor.read_batch(
+                        group_items, server.config.consistency  # type: ignore[arg-type]
+                    )
+                if len(results) != len(group_slots):
+                    raise RuntimeError("executor returned the wrong number of replies")
+            except Exception as exc:  # one failing group must not end the connection
+                if not isinstance(exc, (TimeoutError, asyncio.TimeoutError)):
+                    log.debug("executor failed a %s batch", group_kind, exc_info=True)
+                error = error_reply_for(exc)
+                results = [error] * len(group_slots)
+            for slot, result in zip(group_slots, results, strict=True):
+                replies[slot] = result
+            group_kind, group_slots, group_items = None, [], []
+
+        for args in requests:
+            spec = check_command(args, now_ms)
+            if isinstance(spec, ErrorReply):
+                replies.append(spec)
+                continue
+            kind = spec.kind
+            if kind is Kind.CONNECTION:
+                await flush()
+                out.append(encode_replies(replies, self.resp3))
+                replies = []
+                reply = self._connection_command(spec, args)
+                out.append(encode_replies([reply], self.resp3))
+                if spec.name == "quit":
+                    quit_requested = True
+                    break
+                continue
+            if kind is not group_kind:
+                await flush()
+                group_kind = kind
+            group_slots.append(len(replies))
+            replies.append(None)
+            if kind is Kind.WRITE:
+                group_items.append(encode_write(spec, args, now_ms))  # type: ignore[arg-type]
+            else:
+                group_items.append(args)  # type: ignore[arg-type]
+        await flush()
+        out.append(encode_replies(replies, self.resp3))
+        return b"".join(out), quit_requested
+
+    # -- connection-level commands ---------------------------------------------------------
+
+    def _connection_command(self, spec: CommandSpec, args: list[bytes]) -> Reply:
+        name = spec.name
+        if name == "ping":
+            if len(args) > 2:
+                return err_arity("ping")
+            return PONG if len(args) == 1 else args[1]
+        if name == "echo":
+            return args[1]
+        if name == "quit":
+            return OK
+        if name == "select":
+            index = parse_int(args[1])
+            if index is None or not -(2**31) <= index < 2**31:
+                return ERR_NOT_INTEGER
+            return OK if index == 0 else ERR_DB_INDEX
+        if name == "hello":
+            return self._hello(args)
+        if name == "info":
+            return Verbatim(self.server.info_text([a.decode("utf-8", "replace") for a in args[1:]]))
+        if name == "role":
+            return self.server.executor.role()
+        if name.startswith("client|"):
+            return self._client(name, args)
+        if name == "command" or name.startswith("command|"):
+            return _command_reply(name, args)
+        if name == "config|get":
+            return self.server.config_get(args[2:])
+        if name.endswith("|help"):
+            return [f"{name.split('|')[0].upper()} <subcommand> [<arg> ...]".encode()]
+        raise AssertionError(f"connection command {name!r} has no handler")
+
+    def _hello(self, args: list[bytes]) -> Reply:
+        resp3 = self.resp3
+        i = 1
+        if len(args) >= 2:
+            version = parse_int(args[1])
+            if version is None:
+                return ErrorReply("ERR Protocol version is not an integer or out of range")
+            if version not in (2, 3):
+                return ErrorReply("NOPROTO unsupported protocol version")
+            resp3 = version == 3
+            i = 2
+        new_name: bytes | None = None
+        while i < len(args):
+            more = len(args) - 1 - i
+            option = args[i].upper()
+            if option == b"AUTH" and more >= 2:
+                i += 3  # no ACLs: the default user accepts any password, as with `nopass`
+            elif option == b"SETNAME" and more >= 1:
+                new_name = args[i + 1]
+                if not _valid_client_name(new_name):
+                    return _ERR_CLIENT_NAME
+                i += 2
+            else:
+                return ErrorReply(
+                    f"ERR Syntax error in HELLO option '{args[i].decode('utf-8', 'replace')}'"
+                )
+        self.resp3 = resp3
+        if new_name is not None:
+            self.name = new_name
+        role = self.server.executor.role()
+        role_name = role[0] if isinstance(role, list) and role else b"master"
+        return {
+            b"server": b"redis",
+            b"version": REDIS_VERSION.encode(),
+            b"proto": 3 if resp3 else 2,
+            b"id": self.client_id,
+            b"mode": b"standalone",
+            b"role": role_name,
+            b"modules": [],
+        }
+
+    def _client(self, name: str, args: list[bytes]) -> Reply:
+        if name == "client|id":
+            return self.client_id
+        if name == "client|getname":
+            return self.name or None
+        if name == "client|setname":
+            if not _valid_client_name(args[2]):
+                return _ERR_CLIENT_NAME
+            self.name = args[2]
+            return OK
+        if name == "client|setinfo":
+            attribute = args[2].lower()
+            if not _valid_client_name(args[3]):
+                return ErrorReply(
+                    f"ERR {attribute.decode('utf-8', 'replace')} cannot contain spaces, "
+                    "newlines or special characters."
+                )
+            if attribute == b"lib-name":
+                self.lib_name = args[3]
+            elif attribute == b"lib-ver":
+                self.lib_version = args[3]
+            else:
+                return ErrorReply(
+                    f"ERR Unrecognized option '{args[2].decode('utf-8', 'replace')}'"
+                )
+            return OK
+        return [b"CLIENT <subcommand> [<arg> ...]. Subcommands: ID GETNAME SETNAME SETINFO HELP"]
+
+
+_ERR_CLIENT_NAME = ErrorReply(
+    "ERR Client names cannot contain spaces, newlines or special characters."
+)
+
+
+def _valid_client_name(name: bytes) -> bool:
+    return all(33 <= byte <= 126 for byte in name)
+
+
+def _command_info(spec: CommandSpec) -> Reply:
+    """One entry of COMMAND / COMMAND INFO in Redis 7's 10-field shape."""
+    categories = ["@" + spec.group, "@" + ("write" if spec.kind is Kind.WRITE else "read")]
+    if "fast" in spec.flags:
+        categories.append("@fast")
+    return [
+        spec.name.encode(),
+        spec.arity,
+        list(spec.flags),
+        spec.first_key,
+        spec.last_key,
+        spec.key_step,
+        list(categories),
+        [],
+        [],
+        [_command_info(sub) for sub in spec.subcommands.values()],
+    ]
+
+
+def _command_docs(spec: CommandSpec) -> Reply:
+    docs: dict[Reply, Reply] = {
+        b"summary": spec.summary.encode(),
+        b"since": spec.since.encode(),
+        b"group": spec.group.encode(),
+    }
+    if spec.subcommands:
+        docs[b"subcommands"] = {
+            sub.name.encode(): _command_docs(sub) for sub in spec.subcommands.values()
+        }
+    return docs
+
+
+def _command_reply(name: str, args: list[bytes]) -> Reply:
+    if name == "command":
+        return [_command_info(spec) for spec in COMMANDS.values()]
+    if name == "command|count":
+        return len(COMMANDS)
+    if name == "command|list":
+        return [spec_name.encode() for spec_name in COMMANDS]
+    wanted = [arg.decode("utf-8", "replace").lower() for arg in args[2:]]
+    if name == "command|info":
+        return [
+            _command_info(COMMANDS[w]) if w in COMMANDS else None
+            for w in (wanted or list(COMMANDS))
+        ]
+    # command|docs
+    return {
+        w.encode(): _command_docs(COMMANDS[w]) for w in (wanted or list(COMMANDS)) if w in COMMANDS
+    }
+
+
+class RespServer:
+    """An asyncio server speaking RESP2/RESP3 on top of an :class:`Executor`."""
+
+    def __init__(self, executor: Executor, config: ServerConfig | None = None) -> None:
+        self.executor = executor
+        self.config = config or ServerConfig()
+        self.stats = ServerStats()
+        self.sessions: dict[int, Session] = {}
+        self._next_client_id = 1
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._sweeper: asyncio.Task[None] | None = None
+        self._started_s = 0.0
+
+    @property
+    def port(self) -> int:
+        """The port actually listened on (useful with ``port=0``)."""
+        if self._server is None or not self._server.sockets:
+            raise RuntimeError("server is not started")
+        port: int = self._server.sockets[0].getsockname()[1]
+        return port
+
+    async def start(self) -> None:
+        """Bind and start accepting connections."""
+        loop = asyncio.get_running_loop()
+        self._started_s = loop.time()
+        self._server = await asyncio.start_server(
+            self._on_connection, self.config.host, self.config.port, limit=2**16
+        )
+        if self.config.idle_timeout_ms > 0:
+            self._sweeper = asyncio.create_task(self._close_idle())
+
+    async def serve_forever(self) -> None:
+        """Start (if needed) and serve until cancelled."""
+        if self._server is None:
+            await self.start()
+        assert self._server is not None
+        await self._server.serve_forever()
+
+    async def close(self) -> None:
+        """Stop accepting, close every connection and wait for their tasks."""
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+        if self._server is not None:
+            self._server.close()
+        for session in list(self.sessions.values()):
+            if session.writer is not None:
+                session.writer.close()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._server is not None:
+            await self._server.wait_closed()
+
+    async def _on_connection(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        self.stats.total_connections_received += 1
+        if len(self.sessions) >= self.config.max_clients:
+            self.stats.rejected_connections += 1
+            writer.write(MAX_CLIENTS_REPLY)
+            with contextlib.suppress(ConnectionError):
+                await writer.drain()
+            writer.close()
+            return
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
+        client_id = self._next_client_id
+        self._next_client_id += 1
+        peer = writer.get_extra_info("peername")
+        session = Session(
+            server=self,
+            client_id=client_id,
+            peer=f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer),
+            writer=writer,
+            last_active_s=asyncio.get_running_loop().time(),
+        )
+        self.sessions[client_id] = session
+        try:
+            await self._serve(session, reader, writer)
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass  # the client went away; nothing to tell it
+        except Exception:
+            log.exception("connection %d failed; closing it", client_id)
+        finally:
+            del self.sessions[client_id]
+            self._tasks.discard(task)
+            writer.close()
+            with contextlib.suppress(ConnectionError, OSError):
+                await writer.wait_closed()
+
+    async def _serve(
+        self, session: Session, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        config = self.config
+        parser = RequestParser(
+            max_bulk_bytes=config.max_bulk_bytes,
+            max_multibulk_count=config.max_multibulk_count,
+            max_inline_bytes=config.max_inline_bytes,
+            max_request_bytes=config.max_request_bytes,
+        )
+        loop = asyncio.get_running_loop()
+        chunk_bytes = config.read_chunk_bytes
+        while True:
+            data = await reader.read(chunk_bytes)
+            if not data:
+                return
+            session.last_active_s = loop.time()
+            protocol_error: ProtocolError | None = None
+            try:
+                requests = parser.feed(data)
+            except ProtocolError as exc:
+                requests, protocol_error = exc.commands, exc
+            quit_requested = False
+            if requests:
+                output, quit_requested = await session.execute(requests)
+                writer.write(output)
+            if protocol_error is not None and not quit_requested:
+                self.stats.protocol_errors += 1
+                writer.write(protocol_error.reply())
+                quit_requested = True
+            await writer.drain()
+            if quit_requested:
+                return
+
+    async def _close_idle(self) -> None:
+        loop = asyncio.get_running_loop()
+        timeout_s = self.config.idle_timeout_ms / 1000
+        while True:
+            await asyncio.sleep(min(timeout_s / 2, 1.0))
+            deadline = loop.time() - timeout_s
+            for session in list(self.sessions.values()):
+                if session.last_active_s < deadline and session.writer is not None:
+                    session.writer.close()
+
+    # -- INFO and CONFIG -------------------------------------------------------------------
+
+    def info_text(self, sections: Sequence[str]) -> str:
+        """INFO's text for the requested sections (Redis's ``default`` set if none)."""
+        loop = asyncio.get_running_loop()
+        uptime_s = int(loop.time() - self._started_s)
+        node = self.executor.info()
+        local: dict[str, dict[str, str | int]] = {
+            "server": {
+                "redis_version": REDIS_VERSION,
+                "redis_mode": "standalone",
+                "kvorum_server": "kvorum",
+                "process_id": os.getpid(),
+                "tcp_port": self.port,
+                "uptime_in_seconds": uptime_s,
+                "uptime_in_days": uptime_s // 86400,
+            },
+            "clients": {
+                "connected_clients": len(self.sessions),
+                "maxclients": self.config.max_clients,
+            },
+            "stats": {
+                "total_connections_received": self.stats.total_connections_received,
+                "total_commands_processed": self.stats.total_commands_processed,
+                "rejected_connections": self.stats.rejected_connections,
+                "kvorum_protocol_errors": self.stats.protocol_errors,
+            },
+        }
+        everything = {**local, **node}
+        default_order = ["server", "clients", "stats", "replication", "keyspace"]
+        order = default_order + [name for name in everything if name not in default_order]
+        wanted = [s.lower() for s in sections] or ["default"]
+        chosen: list[str] = []
+        for name in order:
+            if name in everything and (
+                name in wanted
+                or "all" in wanted
+                or "everything" in wanted
+                or ("default" in wanted and name in default_order)
+            ):
+                chosen.append(name)
+        parts = []
+        for name in chosen:
+            lines = [f"# {name.capitalize()}"]
+            lines += [f"{key}:{value}" for key, value in everything[name].items()]
+            parts.append("\r\n".join(lines) + "\r\n")
+        return "\r\n".join(parts)
+
+    def config_get(self, patterns: Sequence[bytes]) -> Reply:
+        """CONFIG GET: the read-only parameters that match any pattern, as a map."""
+        params: dict[bytes, bytes] = {
+            b"databases": b"1",
+            b"maxclients": str(self.config.max_clients).encode(),
+            b"proto-max-bulk-len": str(self.config.max_bulk_bytes).encode(),
+            b"timeout": str(self.config.idle_timeout_ms // 1000).encode(),
+            b"save": b"",
+            b"appendonly": b"no",
+            b"port": str(self.port).encode(),
+            b"bind": self.config.host.encode(),
+        }
+        found: dict[Reply, Reply] = {}
+        for pattern in patterns:
+            matches = compile_glob(pattern.lower())
+            for key, value in params.items():
+                if matches(key):
+                    found[key] = value
+        return found
