@@ -29,3 +29,16 @@ def write_all(fd: int, data: bytes | bytearray | memoryview) -> None:
     while view:
         written = os.write(fd, view)
         view = view[written:]
+
+
+def make_dirs_durable(directory: Path) -> None:
+    """Create ``directory`` and any missing parents, fsyncing each new name into its parent,
+    so that files later made durable inside it cannot vanish with the directory."""
+    missing: list[Path] = []
+    current = directory
+    while not current.exists():
+        missing.append(current)
+        current = current.parent
+    for path in reversed(missing):
+        path.mkdir(exist_ok=True)
+        fsync_dir(path.parent)

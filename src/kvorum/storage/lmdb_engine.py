@@ -216,12 +216,14 @@ class LmdbEngine:
         spool.seek(0)
         unpacker = msgpack.Unpacker(use_list=True)
         fed = 0
+        consumed = 0  # where the last complete object ended
         while spool.tell() < spool_bytes:
             (length,) = _FRAME.unpack(spool.read(_FRAME.size))
             chunk = spool.read(length)
             unpacker.feed(chunk)
             fed += len(chunk)
             for pairs in unpacker:
+                consumed = unpacker.tell()
                 if not isinstance(pairs, list):
                     raise ValueError(f"snapshot chunk holds a {type(pairs).__name__}, not pairs")
                 for pair in pairs:
@@ -235,8 +237,8 @@ class LmdbEngine:
                     if len(pair[0]) > self._max_key_bytes:
                         raise ValueError(f"snapshot key of {len(pair[0])} bytes is too long")
                     yield pair[0], pair[1]
-        if unpacker.tell() != fed:
-            raise ValueError(f"snapshot stream ends mid-object ({fed - unpacker.tell()} bytes)")
+        if consumed != fed:
+            raise ValueError(f"snapshot stream ends mid-object ({fed - consumed} bytes left)")
 
     def _write(self, body: Callable[[Any], None]) -> None:
         """Run ``body`` in one write transaction, growing the map and retrying when full."""

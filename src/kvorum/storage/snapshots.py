@@ -32,6 +32,7 @@ from __future__ import annotations
 import os
 import re
 import struct
+import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -39,7 +40,7 @@ import crc32c
 import msgpack
 
 from kvorum.core.raft.messages import ConfState, SnapshotMeta
-from kvorum.storage._fs import fsync_dir, write_all
+from kvorum.storage._fs import fsync_dir, make_dirs_durable, write_all
 
 MAGIC = b"KVSNAP01"
 END_MAGIC = b"KVSNPEND"
@@ -93,7 +94,9 @@ class SnapshotStore:
             raise ValueError(f"keep must be at least 1, got {keep}")
         self._dir = Path(directory)
         self._keep = keep
-        self._dir.mkdir(parents=True, exist_ok=True)
+        make_dirs_durable(self._dir)
+        # Publishing (rename + prune) is serialised: a background write and an install may race.
+        self._publish_lock = threading.Lock()
         leftovers = list(self._dir.glob("*" + _TEMP_SUFFIX))
         for temp in leftovers:
             temp.unlink()
@@ -139,15 +142,16 @@ class SnapshotStore:
             temp.unlink(missing_ok=True)
             raise
         os.close(fd)
-        os.rename(temp, path)
-        fsync_dir(self._dir)
-        self._prune()
+        with self._publish_lock:
+            os.rename(temp, path)
+            fsync_dir(self._dir)
+            self._prune()
         return path
 
     def _prune(self) -> None:
         doomed = self.files()[: -self._keep]
         for old in doomed:
-            old.unlink()
+            old.unlink(missing_ok=True)
         if doomed:
             fsync_dir(self._dir)
 

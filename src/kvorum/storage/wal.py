@@ -55,7 +55,7 @@ import crc32c
 import msgpack
 
 from kvorum.core.raft.messages import Entry, EntryKind, HardState
-from kvorum.storage._fs import fsync_dir, write_all
+from kvorum.storage._fs import fsync_dir, make_dirs_durable, write_all
 
 log = logging.getLogger(__name__)
 
@@ -262,7 +262,7 @@ class WAL:
         self._last_term = 0
         self._fd: int | None = None
         self._failed: BaseException | None = None
-        self._dir.mkdir(parents=True, exist_ok=True)
+        make_dirs_durable(self._dir)
         self.recovery = self._replay()
         if not self._segments:
             self._create_first_segment()
