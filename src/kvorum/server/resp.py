@@ -40,6 +40,10 @@ _BIG_PENDING_BYTES = 64 * 1024
 """Above this many missing bytes, incoming reads are collected instead of re-concatenated."""
 
 
+_SMALL_LENGTHS = {str(n).encode(): n for n in range(4096)}
+"""Bulk lengths clients send most, parsed by one dict lookup instead of validate-and-int."""
+
+
 class ProtocolError(Exception):
     """Malformed input; ``message`` is Redis's text, ``commands`` were complete before it."""
 
@@ -144,7 +148,10 @@ class RequestParser:
                 if cr < 0 and n - pos > max_inline:
                     raise ProtocolError("Protocol error: too big mbulk count string", commands)
                 return commands, pos, 0
-            count = parse_int(buf[pos + 1 : cr])
+            count_text = buf[pos + 1 : cr]
+            count = _SMALL_LENGTHS.get(count_text)
+            if count is None:
+                count = parse_int(count_text)
             if count is None or count > self.max_multibulk_count:
                 raise ProtocolError("Protocol error: invalid multibulk length", commands)
             p = cr + 2
@@ -162,9 +169,11 @@ class RequestParser:
                     shown = chr(buf[p]) if buf[p] not in (10, 13) else " "
                     raise ProtocolError(f"Protocol error: expected '$', got '{shown}'", commands)
                 digits = buf[p + 1 : cr]
-                if not digits.isdigit() or (digits[0] == 48 and len(digits) > 1):
-                    raise ProtocolError("Protocol error: invalid bulk length", commands)
-                length = int(digits)
+                length = _SMALL_LENGTHS.get(digits, -1)
+                if length < 0:
+                    if not digits.isdigit() or (digits[0] == 48 and len(digits) > 1):
+                        raise ProtocolError("Protocol error: invalid bulk length", commands)
+                    length = int(digits)
                 if length > max_bulk:
                     raise ProtocolError("Protocol error: invalid bulk length", commands)
                 start = cr + 2
