@@ -144,10 +144,10 @@ def run(results_dir: Path, quick: bool) -> None:
 
 def _chart(rows: list[tuple[str, str, float, float]], path: Path) -> None:
     # Imported here so the backend is chosen before pyplot loads.
-    import matplotlib  # noqa: PLC0415
+    import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # noqa: PLC0415
+    import matplotlib.pyplot as plt
 
     labels = [f"{name} — {mode}" for name, mode, _, _ in rows]
     rates = [rate for _, _, rate, _ in rows]
