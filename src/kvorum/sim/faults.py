@@ -1,0 +1,161 @@
+"""The fault menu, and a seeded schedule that draws from it.
+
+Theory of operation: a run has a chaos phase and a calm phase. During chaos, a
+:class:`FaultSchedule` wakes at random intervals and, with the run's own random generator,
+picks one fault from those enabled: a partition of a chosen shape (majority/minority, a
+bridge node that alone sees both halves, a ring of overlapping majorities, one-way links, the
+leader cut off), a crash (often of the leader) with a restart later, a slow disk, or clocks
+that drift apart; message loss, duplication and delay spikes are set per run. Rare paths get
+extra weight (crash the leader, cut it off), in the spirit of FoundationDB's BUGGIFY. When
+chaos ends everything is repaired — partitions healed, nodes restarted, disks and clocks
+normal — so that liveness can be judged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from kvorum.sim.raft_cluster import TICK_US, RaftCluster
+
+FAULT_KINDS = ("loss", "duplicate", "delay", "partition", "crash", "disk", "clock")
+"""Every fault the simulator knows; ``reorder`` is an alias of ``delay`` (random delays
+reorder messages)."""
+
+
+def parse_faults(spec: str) -> frozenset[str]:
+    """Parse ``all``, ``none`` or a comma list of fault kinds."""
+    if spec in ("all", ""):
+        return frozenset(FAULT_KINDS)
+    if spec == "none":
+        return frozenset()
+    kinds = {("delay" if k == "reorder" else k) for k in (p.strip() for p in spec.split(","))}
+    unknown = kinds - set(FAULT_KINDS)
+    if unknown:
+        raise ValueError(
+            f"unknown fault kind(s) {sorted(unknown)}; known: {', '.join(FAULT_KINDS)}"
+        )
+    return frozenset(kinds)
+
+
+@dataclass(slots=True)
+class FaultSchedule:
+    cluster: RaftCluster
+    faults: frozenset[str]
+    chaos_end_us: int
+    mean_gap_us: int = 25 * TICK_US
+
+    def start(self) -> None:
+        net = self.cluster.network.faults
+        rng = self.cluster.world.rng
+        if "loss" in self.faults:
+            net.loss = rng.choice([0.0, 0.01, 0.05, 0.1])
+        if "duplicate" in self.faults:
+            net.duplicate = rng.choice([0.0, 0.02, 0.05])
+        if "delay" in self.faults:
+            net.max_delay_us = rng.choice([2_000, 5_000, 20_000])
+            net.slow_p = rng.choice([0.0, 0.01, 0.05])
+            net.slow_delay_us = rng.choice([50_000, 200_000])
+        self._schedule_next()
+        self.cluster.world.at(self.chaos_end_us, self.calm)
+
+    def _schedule_next(self) -> None:
+        world = self.cluster.world
+        gap = world.rng.randint(self.mean_gap_us // 2, self.mean_gap_us * 3 // 2)
+        if world.now_us + gap < self.chaos_end_us:
+            world.after(gap, self._inject)
+
+    def _inject(self) -> None:
+        choices = [k for k in ("partition", "crash", "disk", "clock") if k in self.faults]
+        if choices:
+            kind = self.cluster.world.rng.choice(choices)
+            getattr(self, f"_{kind}")()
+        self._schedule_next()
+
+    # --- the menu --------------------------------------------------------------------------
+
+    def _leader(self) -> int | None:
+        leaders = [n.id for n in self.cluster.nodes.values() if n.up and n.core.is_leader]
+        return max(leaders, key=lambda i: self.cluster.nodes[i].core.term) if leaders else None
+
+    def _partition(self) -> None:
+        c = self.cluster
+        rng = c.world.rng
+        ids = list(c.node_ids)
+        rng.shuffle(ids)
+        shape = rng.choice(
+            ["halves", "halves", "bridge", "ring", "one-way", "isolate-leader", "heal"]
+        )
+        links: set[tuple[int, int]] = set()
+        if shape == "halves":
+            cut = rng.randint(1, len(ids) - 1)
+            a, b = set(ids[:cut]), set(ids[cut:])
+            links = {(x, y) for x in a for y in b} | {(y, x) for x in a for y in b}
+        elif shape == "bridge":
+            bridge, rest = ids[0], ids[1:]
+            a, b = set(rest[: len(rest) // 2]), set(rest[len(rest) // 2 :])
+            links = {(x, y) for x in a for y in b} | {(y, x) for x in a for y in b}
+            del bridge  # the bridge keeps every link
+        elif shape == "ring":
+            # Each node reaches only its ring neighbours: overlapping majorities (for 5 nodes).
+            pos = {n: i for i, n in enumerate(ids)}
+            k = len(ids)
+            links = {
+                (x, y)
+                for x in ids
+                for y in ids
+                if x != y and (pos[x] - pos[y]) % k not in (1, k - 1)
+            }
+        elif shape == "one-way":
+            links = {(x, y) for x in ids for y in ids if x != y and rng.random() < 0.3}
+        elif shape == "isolate-leader":
+            leader = self._leader()
+            if leader is not None:
+                links = {(leader, y) for y in ids if y != leader} | {
+                    (y, leader) for y in ids if y != leader
+                }
+        c.network.block(links)
+        c.trace(f"FAULT partition {shape}: {len(links)} links blocked")
+
+    def _crash(self) -> None:
+        c = self.cluster
+        rng = c.world.rng
+        up = [n for n in c.node_ids if c.nodes[n].up]
+        if not up:
+            return
+        leader = self._leader()
+        victim = leader if leader is not None and rng.random() < 0.5 else rng.choice(up)
+        c.nodes[victim].crash()
+        delay = rng.randint(5 * TICK_US, 60 * TICK_US)
+        c.world.after(delay, lambda: self._restart(victim))
+
+    def _restart(self, node_id: int) -> None:
+        node = self.cluster.nodes[node_id]
+        if not node.up:
+            node.restart()
+
+    def _disk(self) -> None:
+        c = self.cluster
+        node = c.nodes[c.world.rng.choice(c.node_ids)]
+        node.disk_latency_us = c.world.rng.choice([100, 1_000, 5_000, 30_000])
+        c.trace(f"FAULT n{node.id} disk latency {node.disk_latency_us / 1000:.0f}ms")
+
+    def _clock(self) -> None:
+        c = self.cluster
+        node = c.nodes[c.world.rng.choice(c.node_ids)]
+        # Within ±10%: lease reads are designed for bounded drift (lease_margin_ticks).
+        node.tick_us = int(TICK_US * c.world.rng.uniform(0.9, 1.1))
+        c.trace(f"FAULT n{node.id} clock tick {node.tick_us / 1000:.2f}ms")
+
+    def calm(self) -> None:
+        """End all faults: heal, restart, normal disks and clocks, a reliable network."""
+        c = self.cluster
+        c.network.heal()
+        f = c.network.faults
+        f.loss = f.duplicate = f.slow_p = 0.0
+        f.max_delay_us = 2_000
+        for node in c.nodes.values():
+            node.disk_latency_us = 500
+            node.tick_us = TICK_US
+            if not node.up:
+                node.restart()
+        c.trace("CALM: all faults repaired")
