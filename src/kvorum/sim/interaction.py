@@ -361,11 +361,25 @@ class InteractionEnv:
         if times < 1:
             raise ScriptError(f"tick count must be >= 1, got {times}")
         for _ in range(times):
-            for nid in ids:
-                node = self.node(nid)
-                if node.up:
-                    self._drive(node, node.core.tick)
+            self._tick_round(ids)
         return self._take_output()
+
+    def _tick_round(self, ids: Sequence[int]) -> None:
+        for nid in ids:
+            node = self.node(nid)
+            if node.up:
+                self._drive(node, node.core.tick)
+
+    def tick_until_vote(self, node_ids: Iterable[int]) -> str:
+        """Tick the given nodes in lockstep until a round in which one of them asks for votes
+        (the first random election timeout to run out); at most 2T rounds."""
+        ids = list(node_ids)
+        for _ in range(2 * self.config.election_timeout_ticks + 1):
+            sent_before = len(self.sent)
+            self._tick_round(ids)
+            if any(isinstance(m, RequestVote) for m in self.sent[sent_before:]):
+                return self._take_output()
+        raise ScriptError(f"none of {ids} asked for votes within 2T ticks")
 
     def campaign(self, node_id: int) -> str:
         """Tick ``node_id`` until its election timer fires and it starts campaigning.
@@ -611,20 +625,23 @@ class InteractionEnv:
     # --- the text form ---------------------------------------------------------------------------
 
     def run_command(self, line: str) -> str:
-        """Run one command line (see :data:`COMMANDS`) and return what it prints."""
+        """Run one command line (see :data:`COMMANDS`) and return what it prints; a command
+        that cannot run prints ``error: ...`` (the env is left as the failed command found it)."""
         words = shlex.split(line)
-        if not words:
-            raise ScriptError("empty command")
-        name, args = words[0], words[1:]
+        name, args = (words[0], words[1:]) if words else ("", [])
         handler = COMMANDS.get(name)
         if handler is None:
-            raise ScriptError(f"unknown command {name!r}; known: {', '.join(sorted(COMMANDS))}")
+            return f"error: unknown command {name!r}; known: {', '.join(sorted(COMMANDS))}"
         try:
             text = handler(self, args)
         except (IndexError, KeyError) as exc:
-            raise ScriptError(f"bad arguments for {name}: {args} ({exc})") from None
+            text = f"error: bad arguments for {name}: {args} ({exc})"
+        except ScriptError as exc:
+            # Part of the transcript, so that a script can show a refusal (and a typo shows).
+            text = f"error: {exc}"
         finally:
             self._indent = 0
+            self._out = []
         return text or "ok"
 
 
@@ -700,6 +717,13 @@ def _cmd_load(env: InteractionEnv, args: list[str]) -> str:
     return env.load(_int(args[0]), terms, term=term, vote=vote, commit=commit)
 
 
+def _cmd_tick(env: InteractionEnv, args: list[str]) -> str:
+    ids = _ids(args[0], env)
+    if args[1:] == ["until-vote"]:
+        return env.tick_until_vote(ids)
+    return env.tick(ids, _int(args[1]) if len(args) > 1 else 1)
+
+
 def _cmd_status(env: InteractionEnv, args: list[str]) -> str:
     ids = _ids(args[0], env) if args else sorted(env.nodes)
     return "\n".join(env.status_text(i) for i in ids)
@@ -723,7 +747,7 @@ def _cmd_add_learner(env: InteractionEnv, args: list[str]) -> str:
 COMMANDS: dict[str, Callable[[InteractionEnv, list[str]], str]] = {
     "load": _cmd_load,
     "campaign": lambda env, a: env.campaign(_int(a[0])),
-    "tick": lambda env, a: env.tick(_ids(a[0], env), _int(a[1]) if len(a) > 1 else 1),
+    "tick": _cmd_tick,
     "propose": lambda env, a: env.propose(_int(a[0]), *[w.encode() for w in a[1:]]),
     "deliver-msgs": lambda env, a: env.deliver(_filter(a)),
     "drop-msgs": lambda env, a: env.drop(_filter(a)),
@@ -747,6 +771,7 @@ COMMANDS: dict[str, Callable[[InteractionEnv, list[str]], str]] = {
     "compact": lambda env, a: env.compact(_int(a[0]), _int(a[1])),
 }
 """Every command of the text form besides ``init``. Node lists are ``2`` or ``1,2,3`` or ``all``;
+``tick IDS N`` ticks them N times, ``tick IDS until-vote`` until one asks for votes;
 filters are ``from=N to=N type=Prefix``. ``load N log=1,1,2 [term=T vote=V commit=C]`` sets
 a node's disk and restarts it."""
 
