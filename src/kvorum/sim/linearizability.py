@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import enum
 import itertools
-from collections.abc import Hashable, Iterable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass, replace
 
 __all__ = [
@@ -56,12 +56,13 @@ __all__ = [
     "check_history",
 ]
 
-#: Steps (tentative linearizations) the search may try per key before answering UNKNOWN.
-#: About a second or two of pure Python; a few hundred operations with five clients usually
-#: need well under a tenth of it.
-DEFAULT_MAX_SEARCH_STEPS_PER_KEY = 1_000_000
+#: Steps (tentative linearizations) the search may try per key before answering UNKNOWN:
+#: a few seconds of pure Python at most. A linearizable key of a few hundred operations from
+#: five clients takes thousands; refuting one takes more, up to about a million when a tenth
+#: of its operations have unknown outcomes (see benchmarks/results/linearizability.md).
+DEFAULT_MAX_SEARCH_STEPS_PER_KEY = 4_000_000
 #: Steps all the re-checks made while shrinking one violation may spend together.
-DEFAULT_MAX_SHRINK_STEPS = 2_000_000
+DEFAULT_MAX_SHRINK_STEPS = 5_000_000
 #: How many of the witness's context operations the explanation prints before summarising.
 _MAX_CONTEXT_LINES = 8
 
@@ -250,7 +251,7 @@ def check_history(
             undecided.append(key)
         elif verdict is _Search.VIOLATION:
             return _violation(key, key_ops, max_search_steps_per_key, max_shrink_steps,
-                              total_steps)
+                              refute_steps=steps, steps_so_far=total_steps)
     if undecided:
         shown = ", ".join(repr(k) for k in undecided)
         return CheckResult(
@@ -334,12 +335,33 @@ class _Search(enum.Enum):
 # small ints. An unknown-outcome cas is coded like a successful one: failing would have no
 # effect, which is the same as never being linearized, and "never" is always allowed.
 _READ, _WRITE, _CAS_SWAP, _CAS_FAIL = range(4)
+_NEVER = float("-inf")
+_ALWAYS = float("inf")
 
 
 def _search(key_ops: Sequence[Operation], max_steps: int) -> tuple[_Search, int]:
     """Wing & Gong search with Lowe's cache over one key's operations; returns the verdict and
-    the steps spent."""
-    ops = _prune(key_ops)
+    the steps spent.
+
+    Unknown-outcome writes and cas never have to be linearized, so without care each one
+    stays a candidate to the end of the history and doubles the configurations to explore.
+    Exact cuts keep them cheap; each holds because any valid order can be rewritten into one
+    that obeys it. *Observed at once*: an unknown operation is tried only if it changes the
+    register, and the operation linearized right after it must not be a write — otherwise its
+    value is overwritten unseen and it may as well never have happened. *Useful-until*: it can
+    only matter by leaving its value for some completed operation to observe
+    (:func:`_useful_until_ticks`); once every completed operation that could is linearized, it
+    is skipped. *Symmetry*: unknown operations with the same effect are interchangeable once
+    invoked, so they are linearized in invocation order only — the earlier one can stand in
+    for the later anywhere. Whether the last step was an unknown operation is part of the
+    configuration, so it is part of the cache key.
+    """
+    useful_until = _useful_until_ticks(key_ops)
+    ops = sorted(
+        (op for op, until in zip(key_ops, useful_until, strict=True) if until >= op.invoke_tick),
+        key=lambda op: op.invoke_tick,
+    )
+    useful_until = _useful_until_ticks(ops)
     count = len(ops)
     if not any(op.outcome_known for op in ops):
         return _Search.LINEARIZABLE, 0
@@ -364,6 +386,22 @@ def _search(key_ops: Sequence[Operation], max_steps: int) -> tuple[_Search, int]
     completed = [op.outcome_known for op in ops]
     bits = [1 << i for i in range(count)]
 
+    # Symmetry groups: group[i] is -1 for completed operations; otherwise operation i may be
+    # linearized only when it is next in its group (rank[i] == used_in_group[group[i]]).
+    group = [-1] * count
+    rank = [0] * count
+    group_ids: dict[tuple[int, Hashable | None, Hashable | None], int] = {}
+    group_sizes: list[int] = []
+    for i in range(count):
+        if not completed[i]:
+            g = group_ids.setdefault((codes[i], first_args[i], second_args[i]), len(group_ids))
+            if g == len(group_sizes):
+                group_sizes.append(0)
+            group[i] = g
+            rank[i] = group_sizes[g]
+            group_sizes[g] += 1
+    used_in_group = [0] * len(group_sizes)
+
     # Node 0 heads the list; operation i's invocation is node 2i+1 and its completion node
     # 2i+2 (unknown outcomes have none). At equal ticks invocations sort first, which makes a
     # completion and an invocation at the same tick concurrent (see the module docstring).
@@ -376,12 +414,23 @@ def _search(key_ops: Sequence[Operation], max_steps: int) -> tuple[_Search, int]
     for before, after in itertools.pairwise(order):
         nxt[before] = after
         prv[after] = before
+    # A second list threads only the completions, so the earliest completion not yet
+    # linearized (the "frontier") is always at its head. Slot ``count`` is its head.
+    completion_order = [count] + [i for _, is_completion, i in events if is_completion]
+    rnxt = [-1] * (count + 1)
+    rprv = [-1] * (count + 1)
+    for before, after in itertools.pairwise(completion_order):
+        rnxt[before] = after
+        rprv[after] = before
+    complete_ticks = [_end_tick(op) for op in ops]
 
-    explored: set[tuple[int, Hashable | None]] = set()
-    # (operation linearized, register value before it) for each tentative step, to undo it.
-    undo: list[tuple[int, Hashable | None]] = []
+    explored: set[tuple[int, Hashable | None, bool]] = set()
+    # (operation linearized, register value and after_unknown before it) for each tentative
+    # step, to undo it.
+    undo: list[tuple[int, Hashable | None, bool]] = []
     linearized = 0
     state: Hashable | None = None
+    after_unknown = False
     remaining = sum(completed)
     steps = 0
     node = nxt[0]
@@ -391,7 +440,7 @@ def _search(key_ops: Sequence[Operation], max_steps: int) -> tuple[_Search, int]
             # the list): nothing later can fix the current prefix, so undo its last choice.
             if not undo:
                 return _Search.VIOLATION, steps
-            i, state = undo.pop()
+            i, state, after_unknown = undo.pop()
             linearized ^= bits[i]
             call = 2 * i + 1
             if completed[i]:
@@ -400,6 +449,11 @@ def _search(key_ops: Sequence[Operation], max_steps: int) -> tuple[_Search, int]
                 nxt[prv[ret]] = ret
                 if nxt[ret] != -1:
                     prv[nxt[ret]] = ret
+                rnxt[rprv[i]] = i
+                if rnxt[i] != -1:
+                    rprv[rnxt[i]] = i
+            else:
+                used_in_group[group[i]] -= 1
             nxt[prv[call]] = call
             if nxt[call] != -1:
                 prv[nxt[call]] = call
@@ -407,6 +461,12 @@ def _search(key_ops: Sequence[Operation], max_steps: int) -> tuple[_Search, int]
             continue
 
         i = node >> 1
+        if (after_unknown and codes[i] == _WRITE) or (not completed[i] and (
+            rank[i] != used_in_group[group[i]]
+            or complete_ticks[rnxt[count]] > useful_until[i]
+        )):
+            node = nxt[node]
+            continue
         steps += 1
         if steps > max_steps:
             return _Search.BUDGET_EXHAUSTED, steps
@@ -423,13 +483,15 @@ def _search(key_ops: Sequence[Operation], max_steps: int) -> tuple[_Search, int]
         else:
             allowed = state != first_args[i]
             after_state = state
-        if allowed:
+        if allowed and (completed[i] or after_state != state):
             grown = linearized | bits[i]
-            if (grown, after_state) not in explored:
-                explored.add((grown, after_state))
-                undo.append((i, state))
+            configuration = (grown, after_state, not completed[i])
+            if configuration not in explored:
+                explored.add(configuration)
+                undo.append((i, state, after_unknown))
                 linearized = grown
                 state = after_state
+                after_unknown = not completed[i]
                 # Dancing links: the removed nodes keep their own pointers so that undoing in
                 # reverse order puts them back exactly.
                 nxt[prv[node]] = nxt[node]
@@ -441,42 +503,79 @@ def _search(key_ops: Sequence[Operation], max_steps: int) -> tuple[_Search, int]
                     nxt[prv[ret]] = nxt[ret]
                     if nxt[ret] != -1:
                         prv[nxt[ret]] = prv[ret]
+                    rnxt[rprv[i]] = rnxt[i]
+                    if rnxt[i] != -1:
+                        rprv[rnxt[i]] = rprv[i]
+                else:
+                    used_in_group[group[i]] += 1
                 node = nxt[0]
                 continue
         node = nxt[node]
     return _Search.LINEARIZABLE, steps
 
 
-def _prune(key_ops: Sequence[Operation]) -> list[Operation]:
-    """Drop operations that cannot change the verdict, to keep the search narrow.
+def _useful_until_ticks(key_ops: Sequence[Operation]) -> list[float]:
+    """For each operation, the last tick at which linearizing it could still matter.
 
-    Unknown-outcome reads constrain nothing. An unknown-outcome write or cas whose new value
-    nobody observes (no read returns it, no cas expects it) can matter only by making a
-    compare-and-set fail; without completed failing cas on the key, removing it from any
-    valid order leaves that order valid, so it is dropped. These are the ops that otherwise
-    stay open to the end of the search and multiply its paths.
+    Completed operations always matter. An unknown-outcome read never does. An
+    unknown-outcome write or cas matters only through the value ``v`` it leaves, and only to
+    an operation that could observe it: a completed read returning ``v``, a completed swap
+    expecting ``v``, a completed *failed* cas expecting something else, or an unknown cas
+    expecting ``v`` (for as long as that cas itself matters). Once all such completed operations are
+    linearized — the earliest completion still open is past the last of them — leaving ``v``
+    can only break what follows, so the operation may as well never happen. A tick before
+    the operation's own invocation means it can never matter and is dropped up front.
     """
-    observed: set[Hashable] = set()
-    has_failed_cas = False
+    last_reader: dict[Hashable | None, float] = {}
+    failed_cas: list[tuple[Hashable | None, float]] = []
     for op in key_ops:
-        if not op.outcome_known:
+        kind = op.kind
+        if op.complete_tick is None or isinstance(kind, Write):
             continue
-        if isinstance(op.kind, Read):
-            observed.add(op.result)
-        elif isinstance(op.kind, Cas):
-            observed.add(op.kind.expected)
-            has_failed_cas = has_failed_cas or op.result is False
-    kept = []
+        if isinstance(kind, Read):
+            observed = op.result
+        elif op.result is True:
+            observed = kind.expected
+        else:
+            failed_cas.append((kind.expected, op.complete_tick))
+            continue
+        last_reader[observed] = max(last_reader.get(observed, _NEVER), op.complete_tick)
+
+    ticks: list[float] = []
     for op in key_ops:
-        if not op.outcome_known:
-            kind = op.kind
-            if isinstance(kind, Read):
-                continue
-            new_value = kind.value if isinstance(kind, Write) else kind.new
-            if new_value not in observed and not has_failed_cas:
-                continue
-        kept.append(op)
-    return kept
+        value = _new_value(op)
+        if op.outcome_known:
+            ticks.append(_ALWAYS)
+        elif value is None:  # an unknown read
+            ticks.append(_NEVER)
+        else:
+            until = last_reader.get(value, _NEVER)
+            for expected, complete_tick in failed_cas:
+                if expected != value:
+                    until = max(until, complete_tick)
+            ticks.append(until)
+    # An unknown cas expecting v extends the usefulness of whatever leaves v to its own; a
+    # chain can be as long as there are unknown cas, so iterate to the fixpoint.
+    chained = [(i, op.kind.expected) for i, op in enumerate(key_ops)
+               if not op.outcome_known and isinstance(op.kind, Cas)]
+    changed = bool(chained)
+    while changed:
+        changed = False
+        for cas_index, expected in chained:
+            for i, op in enumerate(key_ops):
+                if (not op.outcome_known and _new_value(op) == expected
+                        and ticks[i] < ticks[cas_index]):
+                    ticks[i] = ticks[cas_index]
+                    changed = True
+    return ticks
+
+
+def _prune(key_ops: Sequence[Operation]) -> list[Operation]:
+    """The operations the search keeps: all but the unknown-outcome ones that could never
+    matter (see :func:`_useful_until_ticks`). Used to decide what a witness shows."""
+    useful_until = _useful_until_ticks(key_ops)
+    return [op for op, until in zip(key_ops, useful_until, strict=True)
+            if until >= op.invoke_tick]
 
 
 # --------------------------------------------------------------------------------------------
@@ -486,26 +585,29 @@ def _prune(key_ops: Sequence[Operation]) -> list[Operation]:
 class _Budget:
     """Steps left for shrinking (shared by all its re-checks) and what it has relaxed."""
 
-    def __init__(self, steps: int) -> None:
-        self.steps = steps
-        self.ran_out = False
+    def __init__(self, total_steps: int, steps_per_check: int) -> None:
+        self.steps_left = total_steps
+        self.steps_per_check = steps_per_check
+        # Set when a re-check was cut short: its relaxation was refused without proof, so the
+        # witness may not be minimal (it is still a valid witness).
+        self.undecided = False
         # Relaxed operation -> the completed one it replaced, to print what really happened.
         self.originals: dict[Operation, Operation] = {}
 
     def exhausted(self) -> bool:
-        """True once some re-check was cut short (a method, so checks see it change)."""
-        return self.ran_out
+        """True once the whole shrinking budget is spent."""
+        return self.steps_left < 1
 
-    def violates(self, ops: Sequence[Operation], max_steps_per_check: int) -> bool:
+    def violates(self, ops: Sequence[Operation]) -> bool:
         """True only if ``ops`` is *proven* non-linearizable within the budget."""
-        allowance = min(self.steps, max_steps_per_check)
+        allowance = min(self.steps_left, self.steps_per_check)
         if allowance < 1:
-            self.ran_out = True
+            self.undecided = True
             return False
         verdict, spent = _search(ops, allowance)
-        self.steps -= min(spent, allowance)
+        self.steps_left -= min(spent, allowance)
         if verdict is _Search.BUDGET_EXHAUSTED:
-            self.ran_out = True
+            self.undecided = True
         return verdict is _Search.VIOLATION
 
 
@@ -513,9 +615,13 @@ def _relaxed(op: Operation) -> Operation | None:
     """The weaker form of a completed operation: None (drop it) for reads and failed cas, whose
     only role is to constrain; unknown outcome for writes and successful cas, which may then
     take effect any time after invocation, or never."""
-    if isinstance(op.kind, Read) or (isinstance(op.kind, Cas) and op.result is False):
+    if _only_constrains(op):
         return None
     return replace(op, complete_tick=None, result=None)
+
+
+def _only_constrains(op: Operation) -> bool:
+    return isinstance(op.kind, Read) or (isinstance(op.kind, Cas) and op.result is False)
 
 
 def _prefix(ops: Sequence[Operation], cut_tick: int,
@@ -537,57 +643,84 @@ def _prefix(ops: Sequence[Operation], cut_tick: int,
     return kept
 
 
-def _shrink(key_ops: Sequence[Operation], max_steps_per_check: int,
-            budget: _Budget) -> list[Operation]:
+def _shrink(key_ops: Sequence[Operation], budget: _Budget) -> list[Operation]:
     """A small sub-history, obtained by relaxations only, that is still not linearizable."""
     current = list(key_ops)
     # The earliest moment the history is already broken (monotone, so bisect on it).
     cut_ticks = sorted({op.complete_tick for op in current if op.complete_tick is not None})
     low, high = 0, len(cut_ticks) - 1
-    while low < high:
+    while low < high and not budget.exhausted():
         middle = (low + high) // 2
-        if budget.violates(_prefix(current, cut_ticks[middle]), max_steps_per_check):
+        if budget.violates(_prefix(current, cut_ticks[middle])):
             high = middle
         else:
             low = middle + 1
     if cut_ticks:
         candidate = _prefix(current, cut_ticks[high], budget.originals)
-        if high == len(cut_ticks) - 1 or budget.violates(candidate, max_steps_per_check):
+        if high == len(cut_ticks) - 1 or budget.violates(candidate):
             current = candidate
 
-    # Then weaken one completed operation at a time, latest first (a relaxed early write stays
-    # open for the rest of the history and makes every later check wider), until a whole pass
-    # changes nothing. Slots hold None once their operation is dropped.
+    # Then weaken completed operations. Reads and failed cas go first: dropping them only
+    # removes constraints, and once the reads of a value are gone, relaxing its writes costs
+    # nothing (an unknown write nobody reads is pruned before the search). Writes and swaps
+    # relaxed early instead would stay open as unknown operations and widen every check.
+    # Each phase works delta-debugging style — try a large chunk at once (most operations are
+    # irrelevant, so this usually succeeds), halve the chunk when nothing can go — and the
+    # last phase retries everything one operation at a time until a pass changes nothing.
     slots: list[Operation | None] = list(current)
-    changed = True
-    while changed and not budget.exhausted():
-        changed = False
-        order = sorted(
-            (i for i, op in enumerate(slots) if op is not None and op.outcome_known),
+    _relax_in_chunks(slots, budget, _only_constrains, halving=True)
+    _relax_in_chunks(slots, budget, lambda op: not _only_constrains(op), halving=True)
+    _relax_in_chunks(slots, budget, lambda op: True, halving=False)
+    return [op for op in slots if op is not None]
+
+
+def _relax_in_chunks(slots: list[Operation | None], budget: _Budget,
+                     eligible: Callable[[Operation], bool], *, halving: bool) -> None:
+    """Relax eligible completed operations in ``slots`` (in place, None = dropped) wherever the
+    history stays proven non-linearizable; stops when a pass of single relaxations fails."""
+    chunk = 1
+    if halving:
+        chunk = max(1, sum(1 for op in slots if op is not None and op.outcome_known
+                           and eligible(op)) // 2)
+    while not budget.exhausted():
+        candidates = sorted(
+            (i for i, op in enumerate(slots)
+             if op is not None and op.outcome_known and eligible(op)),
             key=lambda i: (_invoke_of(slots[i]), i),
             reverse=True,
         )
-        for i in order:
-            original = slots[i]
-            assert original is not None
-            weaker = _relaxed(original)
-            slots[i] = weaker
-            if weaker is not None:
-                budget.originals[weaker] = original
-            if budget.violates([op for op in slots if op is not None], max_steps_per_check):
-                changed = True
+        if not candidates:
+            return
+        chunk = min(chunk, len(candidates))
+        progress = False
+        for start in range(0, len(candidates), chunk):
+            chosen = candidates[start:start + chunk]
+            saved = [slots[i] for i in chosen]
+            for i, original in zip(chosen, saved, strict=True):
+                assert original is not None
+                weaker = _relaxed(original)
+                slots[i] = weaker
+                if weaker is not None:
+                    budget.originals[weaker] = original
+            if budget.violates([op for op in slots if op is not None]):
+                progress = True
             else:
-                slots[i] = original
+                for i, original in zip(chosen, saved, strict=True):
+                    slots[i] = original
             if budget.exhausted():
-                break
-    current = [op for op in slots if op is not None]
-    return current
+                return
+        if not progress:
+            if chunk == 1:
+                return
+            chunk //= 2
 
 
 def _violation(key: Hashable, key_ops: Sequence[Operation], max_steps_per_check: int,
-               max_shrink_steps: int, steps_so_far: int) -> CheckResult:
-    budget = _Budget(max_shrink_steps)
-    shrunk = _shrink(key_ops, max_steps_per_check, budget)
+               max_shrink_steps: int, *, refute_steps: int, steps_so_far: int) -> CheckResult:
+    # A relaxed history should cost about what the original did to refute; one that costs far
+    # more is not worth the shrinking budget (its relaxation is refused, unproven).
+    budget = _Budget(max_shrink_steps, min(max_steps_per_check, max(20_000, 4 * refute_steps)))
+    shrunk = _shrink(key_ops, budget)
     pruned = _prune(shrunk)
     witness = tuple(op for op in pruned if op.outcome_known)
     context = tuple(op for op in pruned if not op.outcome_known)
@@ -612,14 +745,8 @@ def _violation(key: Hashable, key_ops: Sequence[Operation], max_steps_per_check:
                 lines.append(f"  {original.describe()} (outcome ignored)")
         if len(context) > _MAX_CONTEXT_LINES:
             lines.append(f"  ... and {len(context) - _MAX_CONTEXT_LINES} more like them")
-    written = {op.kind.value if isinstance(op.kind, Write) else op.kind.new
-               for op in key_ops if isinstance(op.kind, Write | Cas)}
-    expected_values = {op.result for op in witness if isinstance(op.kind, Read)}
-    expected_values |= {op.kind.expected for op in witness if isinstance(op.kind, Cas)}
-    for value in sorted((v for v in expected_values if v is not None and v not in written),
-                        key=repr):
-        lines.append(f"  note: no operation on key {key!r} ever wrote {value!r}")
-    if budget.ran_out:
+    lines += _value_notes(key, key_ops, witness, pruned)
+    if budget.undecided or budget.exhausted():
         lines.append("  (shrinking stopped at its step budget: this witness may not be minimal)")
     return CheckResult(
         outcome=Outcome.VIOLATION,
@@ -627,13 +754,44 @@ def _violation(key: Hashable, key_ops: Sequence[Operation], max_steps_per_check:
         key=key,
         witness=_by_time(witness),
         context=_by_time(context),
-        minimal=not budget.ran_out,
+        minimal=not (budget.undecided or budget.exhausted()),
         search_steps=steps_so_far,
     )
 
 
+def _value_notes(key: Hashable, key_ops: Sequence[Operation], witness: Sequence[Operation],
+                 shrunk: Sequence[Operation]) -> list[str]:
+    """Say where the values the witness observed came from, when the witness cannot show it:
+    never written at all, or written only by operations the shrinking cut off because they
+    were invoked after the history had already gone wrong (a read from the future)."""
+    observed = {op.result for op in witness if isinstance(op.kind, Read)}
+    observed |= {op.kind.expected for op in witness if isinstance(op.kind, Cas)}
+    shown = set(shrunk)
+    notes = []
+    for value in sorted((v for v in observed if v is not None), key=repr):
+        writers = [op for op in key_ops if _new_value(op) == value]
+        if not writers:
+            notes.append(f"  note: no operation on key {key!r} ever wrote {value!r}")
+            continue
+        late = [op for op in writers if op not in shown]
+        if late and len(late) == len(writers):
+            notes.append(f"  note: every write of {value!r} was invoked too late to explain it:")
+            notes += [f"    {op.describe()}" for op in _by_time(late)[:3]]
+    return notes
+
+
 # --------------------------------------------------------------------------------------------
 # Small helpers
+
+
+def _new_value(op: Operation) -> Hashable | None:
+    """The value ``op`` would store, or None for a read."""
+    if isinstance(op.kind, Write):
+        return op.kind.value
+    if isinstance(op.kind, Cas):
+        return op.kind.new
+    return None
+
 
 
 def _check_clients_are_sequential(operations: Sequence[Operation]) -> None:
