@@ -353,6 +353,7 @@ class RaftCluster:
         self.network = Network(world, self._deliver)
         self.nodes = {i: SimNode(self, i, world.child_rng()) for i in self.node_ids}
         self.observers: list[Any] = []
+        self.on_new_leader: list[Callable[[int], None]] = []
         self.client_count = clients
         self.keys = [f"k{i}" for i in range(keys)]
         self.client_timeout_us = client_timeout_ticks * TICK_US
@@ -403,6 +404,8 @@ class RaftCluster:
                 self.trace(
                     f"n{node.id} became LEADER of term {term} last={node.core.log.last_index}"
                 )
+                for hook in self.on_new_leader:
+                    hook(node.id)
 
     # --- observation -----------------------------------------------------------------------
 

@@ -45,6 +45,8 @@ class RaftInvariants:
         self.max_committed = 0
         self.applied: dict[int, tuple[int, int]] = {}
         self._checked_commit: dict[int, int] = {}
+        self._completeness_checked: dict[int, int] = {}
+        """Per node, the term whose leadership was already checked for completeness."""
         cluster.observers.append(self)
 
     # --- hooks -----------------------------------------------------------------------------
@@ -81,8 +83,8 @@ class RaftInvariants:
                     raise InvariantViolation(
                         f"Election Safety: n{holder} and n{node.id} both lead term {core.term}"
                     )
-                if self._checked_commit.get(-node.id) != core.term:
-                    self._checked_commit[-node.id] = core.term
+                if self._completeness_checked.get(node.id) != core.term:
+                    self._completeness_checked[node.id] = core.term
                     self._check_leader_completeness(node)
             self._record_commits(node)
 
@@ -90,6 +92,8 @@ class RaftInvariants:
 
     def _record_commits(self, node: SimNode) -> None:
         log = node.core.log
+        if log.committed == self._checked_commit.get(node.id):
+            return  # the common case: nothing new committed here since the last event
         start = max(self._checked_commit.get(node.id, 0), log.snapshot_index) + 1
         for index in range(start, log.committed + 1):
             e = log.entry(index)
