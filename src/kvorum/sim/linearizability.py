@@ -18,7 +18,10 @@ operation not yet linearized means the current order is hopeless, so it backtrac
 paths that linearized the same operations and left the register equal have the same future.
 Unknown-outcome writes and compare-and-sets have no completion entry — they may take effect
 anywhere after their invocation, or never — so the search succeeds once every *completed*
-operation is linearized. Unknown-outcome reads constrain nothing and are dropped.
+operation is linearized. Unknown-outcome reads constrain nothing and are dropped. Left alone,
+every unknown write would stay a candidate to the end of the history and multiply the search;
+three exact cuts (an unknown write must be observed at once, only while something could
+still observe it, and identical ones are used in invocation order) keep them cheap.
 
 Real time and equal ticks: A *precedes* B iff ``A.complete_tick < B.invoke_tick``. An
 operation that completes at tick t and one invoked at the same tick t are concurrent (either
@@ -245,13 +248,14 @@ def check_history(
     total_steps = 0
     undecided: list[Hashable] = []
     for key, key_ops in by_key.items():
-        verdict, steps = _search(key_ops, max_search_steps_per_key)
+        verdict, steps, stuck_tick = _search(key_ops, max_search_steps_per_key)
         total_steps += steps
         if verdict is _Search.BUDGET_EXHAUSTED:
             undecided.append(key)
         elif verdict is _Search.VIOLATION:
             return _violation(key, key_ops, max_search_steps_per_key, max_shrink_steps,
-                              refute_steps=steps, steps_so_far=total_steps)
+                              refute_steps=steps, stuck_tick=stuck_tick,
+                              steps_so_far=total_steps)
     if undecided:
         shown = ", ".join(repr(k) for k in undecided)
         return CheckResult(
@@ -339,9 +343,10 @@ _NEVER = float("-inf")
 _ALWAYS = float("inf")
 
 
-def _search(key_ops: Sequence[Operation], max_steps: int) -> tuple[_Search, int]:
-    """Wing & Gong search with Lowe's cache over one key's operations; returns the verdict and
-    the steps spent.
+def _search(key_ops: Sequence[Operation], max_steps: int) -> tuple[_Search, int, float]:
+    """Wing & Gong search with Lowe's cache over one key's operations; returns the verdict,
+    the steps spent and the latest completion tick the search ever got stuck at. For a
+    violation that tick is where the history is already broken: cut there, it still fails.
 
     Unknown-outcome writes and cas never have to be linearized, so without care each one
     stays a candidate to the end of the history and doubles the configurations to explore.
@@ -356,15 +361,11 @@ def _search(key_ops: Sequence[Operation], max_steps: int) -> tuple[_Search, int]
     for the later anywhere. Whether the last step was an unknown operation is part of the
     configuration, so it is part of the cache key.
     """
-    useful_until = _useful_until_ticks(key_ops)
-    ops = sorted(
-        (op for op, until in zip(key_ops, useful_until, strict=True) if until >= op.invoke_tick),
-        key=lambda op: op.invoke_tick,
-    )
+    ops = sorted(_prune(key_ops), key=lambda op: op.invoke_tick)
     useful_until = _useful_until_ticks(ops)
     count = len(ops)
     if not any(op.outcome_known for op in ops):
-        return _Search.LINEARIZABLE, 0
+        return _Search.LINEARIZABLE, 0, _NEVER
 
     codes: list[int] = []
     first_args: list[Hashable | None] = []
@@ -387,7 +388,9 @@ def _search(key_ops: Sequence[Operation], max_steps: int) -> tuple[_Search, int]
     bits = [1 << i for i in range(count)]
 
     # Symmetry groups: group[i] is -1 for completed operations; otherwise operation i may be
-    # linearized only when it is next in its group (rank[i] == used_in_group[group[i]]).
+    # linearized only when it is next in its group (rank[i] == used_in_group[group[i]]), so the
+    # linearized members of a group are always a prefix of it and the cache sees one mask
+    # where there would be many.
     group = [-1] * count
     rank = [0] * count
     group_ids: dict[tuple[int, Hashable | None, Hashable | None], int] = {}
@@ -433,13 +436,16 @@ def _search(key_ops: Sequence[Operation], max_steps: int) -> tuple[_Search, int]
     after_unknown = False
     remaining = sum(completed)
     steps = 0
+    stuck_tick = _NEVER
     node = nxt[0]
     while remaining:
         if node == -1 or node % 2 == 0:
             # The completion of an operation not yet linearized (or, defensively, the end of
             # the list): nothing later can fix the current prefix, so undo its last choice.
+            if node != -1 and complete_ticks[node // 2 - 1] > stuck_tick:
+                stuck_tick = complete_ticks[node // 2 - 1]
             if not undo:
-                return _Search.VIOLATION, steps
+                return _Search.VIOLATION, steps, stuck_tick
             i, state, after_unknown = undo.pop()
             linearized ^= bits[i]
             call = 2 * i + 1
@@ -469,7 +475,7 @@ def _search(key_ops: Sequence[Operation], max_steps: int) -> tuple[_Search, int]
             continue
         steps += 1
         if steps > max_steps:
-            return _Search.BUDGET_EXHAUSTED, steps
+            return _Search.BUDGET_EXHAUSTED, steps, stuck_tick
         code = codes[i]
         if code == _READ:
             allowed = state == first_args[i]
@@ -511,7 +517,7 @@ def _search(key_ops: Sequence[Operation], max_steps: int) -> tuple[_Search, int]
                 node = nxt[0]
                 continue
         node = nxt[node]
-    return _Search.LINEARIZABLE, steps
+    return _Search.LINEARIZABLE, steps, stuck_tick
 
 
 def _useful_until_ticks(key_ops: Sequence[Operation]) -> list[float]:
@@ -604,7 +610,7 @@ class _Budget:
         if allowance < 1:
             self.undecided = True
             return False
-        verdict, spent = _search(ops, allowance)
+        verdict, spent, _ = _search(ops, allowance)
         self.steps_left -= min(spent, allowance)
         if verdict is _Search.BUDGET_EXHAUSTED:
             self.undecided = True
@@ -643,11 +649,19 @@ def _prefix(ops: Sequence[Operation], cut_tick: int,
     return kept
 
 
-def _shrink(key_ops: Sequence[Operation], budget: _Budget) -> list[Operation]:
+def _shrink(key_ops: Sequence[Operation], budget: _Budget,
+            stuck_tick: float) -> list[Operation]:
     """A small sub-history, obtained by relaxations only, that is still not linearizable."""
     current = list(key_ops)
-    # The earliest moment the history is already broken (monotone, so bisect on it).
+    # Cut the history where it is already broken: first where the refuting search got stuck
+    # (one check, usually enough), else bisect for the earliest such moment (failing is
+    # monotone in the cut: a later cut's history relaxes to an earlier one's).
     cut_ticks = sorted({op.complete_tick for op in current if op.complete_tick is not None})
+    if stuck_tick in cut_ticks and stuck_tick < cut_ticks[-1]:
+        candidate = _prefix(current, int(stuck_tick), budget.originals)
+        if budget.violates(candidate):
+            current = candidate
+            cut_ticks = [tick for tick in cut_ticks if tick <= stuck_tick]
     low, high = 0, len(cut_ticks) - 1
     while low < high and not budget.exhausted():
         middle = (low + high) // 2
@@ -659,6 +673,7 @@ def _shrink(key_ops: Sequence[Operation], budget: _Budget) -> list[Operation]:
         candidate = _prefix(current, cut_ticks[high], budget.originals)
         if high == len(cut_ticks) - 1 or budget.violates(candidate):
             current = candidate
+    current = _window(current, budget)
 
     # Then weaken completed operations. Reads and failed cas go first: dropping them only
     # removes constraints, and once the reads of a value are gone, relaxing its writes costs
@@ -672,6 +687,50 @@ def _shrink(key_ops: Sequence[Operation], budget: _Budget) -> list[Operation]:
     _relax_in_chunks(slots, budget, lambda op: not _only_constrains(op), halving=True)
     _relax_in_chunks(slots, budget, lambda op: True, halving=False)
     return [op for op in slots if op is not None]
+
+
+def _window(ops: list[Operation], budget: _Budget) -> list[Operation]:
+    """Relax every completed operation invoked before the latest tick that keeps the history
+    failing: the shortest tail of the history that is broken on its own.
+
+    Found by galloping back from the end (tails of 1, 2, 4... start ticks) and bisecting the
+    last gap, so most checks are of short tails, which are cheap; the full history — whose
+    refutation can cost a million steps when many outcomes are unknown — is never re-checked.
+    """
+    starts = sorted({op.invoke_tick for op in ops if op.outcome_known})
+
+    def relaxed_before(start_tick: int) -> list[Operation]:
+        kept = []
+        for op in ops:
+            if op.outcome_known and op.invoke_tick < start_tick:
+                weaker = _relaxed(op)
+                if weaker is not None:
+                    budget.originals[weaker] = op
+                    kept.append(weaker)
+            else:
+                kept.append(op)
+        return kept
+
+    # Invariant: starts[failing] keeps the history failing (index 0 relaxes nothing), and
+    # starts[passing] (if any) does not. Find adjacent indexes.
+    failing, passing = 0, len(starts)
+    back = 1
+    while back <= len(starts) and not budget.exhausted():
+        index = len(starts) - back
+        if index <= failing:
+            break
+        if budget.violates(relaxed_before(starts[index])):
+            failing = index
+            break
+        passing = index
+        back *= 2
+    while passing - failing > 1 and not budget.exhausted():
+        middle = (failing + passing) // 2
+        if budget.violates(relaxed_before(starts[middle])):
+            failing = middle
+        else:
+            passing = middle
+    return relaxed_before(starts[failing]) if starts else ops
 
 
 def _relax_in_chunks(slots: list[Operation | None], budget: _Budget,
@@ -716,11 +775,12 @@ def _relax_in_chunks(slots: list[Operation | None], budget: _Budget,
 
 
 def _violation(key: Hashable, key_ops: Sequence[Operation], max_steps_per_check: int,
-               max_shrink_steps: int, *, refute_steps: int, steps_so_far: int) -> CheckResult:
+               max_shrink_steps: int, *, refute_steps: int, stuck_tick: float,
+               steps_so_far: int) -> CheckResult:
     # A relaxed history should cost about what the original did to refute; one that costs far
     # more is not worth the shrinking budget (its relaxation is refused, unproven).
     budget = _Budget(max_shrink_steps, min(max_steps_per_check, max(20_000, 4 * refute_steps)))
-    shrunk = _shrink(key_ops, budget)
+    shrunk = _shrink(key_ops, budget, stuck_tick)
     pruned = _prune(shrunk)
     witness = tuple(op for op in pruned if op.outcome_known)
     context = tuple(op for op in pruned if not op.outcome_known)
