@@ -17,7 +17,7 @@ AppendEntries, ``max_entries_per_append``), and every message queued at the star
 is stepped into its node before any node is drained, so one ready (one "fsync", one flush of
 messages) covers many inputs — group commit. CPU time is ``time.process_time()`` around the
 loop, so it includes the driver, which is kept to a few lines per ready; the cProfile table in
-the results shows how much of it is the core itself.
+the results shows where the core's share of it goes.
 
 Every run ends with a check that the persisted logs agree and that the leader's commit is on
 a majority, so a fast but broken run cannot report a number.
