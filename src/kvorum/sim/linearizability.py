@@ -33,7 +33,7 @@ A search budget (steps = tentative linearizations tried) bounds the work: when i
 answer is :attr:`Outcome.UNKNOWN`, never a violation. On a violation the offending key's
 history is shrunk to a small witness by *relaxations* only — dropping reads and failed
 compare-and-sets (which remove constraints) and turning writes and successful compare-and-sets
-into unknown-outcome ones (which only add freedom) — so the witness still fails for a real
+into unknown-outcome writes (which only add freedom) — so the witness still fails for a real
 reason and never for one the shrinking invented.
 """
 
@@ -619,11 +619,13 @@ class _Budget:
 
 def _relaxed(op: Operation) -> Operation | None:
     """The weaker form of a completed operation: None (drop it) for reads and failed cas, whose
-    only role is to constrain; unknown outcome for writes and successful cas, which may then
-    take effect any time after invocation, or never."""
+    only role is to constrain; an unknown-outcome write for writes and successful cas, which
+    may then take effect any time after invocation, or never. A swap becomes a plain write of
+    its new value: that can do anything the swap could (and more), and unlike unknown cas,
+    plain writes do not chain into each other and blow up the re-checks."""
     if _only_constrains(op):
         return None
-    return replace(op, complete_tick=None, result=None)
+    return replace(op, kind=Write(_new_value(op)), complete_tick=None, result=None)
 
 
 def _only_constrains(op: Operation) -> bool:
@@ -795,7 +797,8 @@ def _violation(key: Hashable, key_ops: Sequence[Operation], max_steps_per_check:
     lines += [f"  {op.describe()}" for op in _by_time(witness)]
     if context:
         lines.append(
-            "  ...even allowing these to take effect any time after their invocation, or never:"
+            "  ...even allowing each of these to take effect any time after its invocation, or"
+            " never (and a cas whose outcome is ignored even without its expected value):"
         )
         for op in _by_time(context)[:_MAX_CONTEXT_LINES]:
             original = budget.originals.get(op)
