@@ -48,14 +48,17 @@ class ConfChange:
     kind: ConfChangeKind
     node_id: NodeId
     auto_promote: bool = False
+    context: bytes = b""
+    """Opaque to Raft; the runtime puts the new server's addresses here."""
 
     def encode(self) -> bytes:
-        return f"{int(self.kind)}:{self.node_id}:{int(self.auto_promote)}".encode()
+        head = f"{int(self.kind)}:{self.node_id}:{int(self.auto_promote)}:".encode()
+        return head + self.context
 
     @classmethod
     def decode(cls, data: bytes) -> ConfChange:
-        kind, node, auto = data.decode().split(":")
-        return cls(ConfChangeKind(int(kind)), int(node), auto == "1")
+        kind, node, auto, context = data.split(b":", 3)
+        return cls(ConfChangeKind(int(kind)), int(node), auto == b"1", context)
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,6 +230,31 @@ class ReadIndexResponse:
     ok: bool
 
 
+@dataclass(frozen=True, slots=True)
+class ClientForward:
+    """Not part of Raft: a follower hands client writes to the leader it knows (the runtime
+    intercepts these; cores never see them). ``body`` is the msgpack list of payloads."""
+
+    src: NodeId
+    dst: NodeId
+    term: int
+    req_id: int
+    body: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class ClientForwardReply:
+    """The leader's answer to a :class:`ClientForward`: ``body`` holds the packed replies,
+    or the error text when ``ok`` is false."""
+
+    src: NodeId
+    dst: NodeId
+    term: int
+    req_id: int
+    ok: bool
+    body: bytes
+
+
 Message = (
     RequestVote
     | RequestVoteResponse
@@ -239,6 +267,8 @@ Message = (
     | TimeoutNow
     | ReadIndexRequest
     | ReadIndexResponse
+    | ClientForward
+    | ClientForwardReply
 )
 
 MESSAGE_TYPES: tuple[type, ...] = (
@@ -253,5 +283,7 @@ MESSAGE_TYPES: tuple[type, ...] = (
     TimeoutNow,
     ReadIndexRequest,
     ReadIndexResponse,
+    ClientForward,
+    ClientForwardReply,
 )
 """Every message class, in a fixed order (the wire codec uses the position as a type tag)."""

@@ -420,7 +420,7 @@ class RaftCore:
             self.log.stable_to(last.index, last.term)
             if self.role is Role.LEADER:
                 self.progress[self.id].maybe_update(self.log.stable_index)
-                if self._maybe_commit():
+                if self._maybe_commit() and self.role is Role.LEADER:
                     self._broadcast_append()
         if rd.committed_entries:
             self.log.applied = rd.committed_entries[-1].index
@@ -777,7 +777,7 @@ class RaftCore:
             pr.become_replicate()
         elif pr.state is ProgressState.REPLICATE:
             pr.inflights.free_to(pr.match_index)
-        if self._maybe_commit():
+        if self._maybe_commit() and self.role is Role.LEADER:
             self._broadcast_append()
         while self._send_append(msg.src, send_empty=False):
             pass
@@ -866,7 +866,9 @@ class RaftCore:
             for ctx, requester, lease in waiting:
                 self._leader_read(ctx, requester, lease)
         if self.id not in self.conf.voters and self.log.committed >= self._conf_index:
-            # We were removed; we led until the change committed (thesis §4.2.2). Step down.
+            # We were removed; we led until the change committed (thesis §4.2.2). Tell the
+            # others the new commit index, then step down.
+            self._broadcast_append()
             self._become_follower(self.term, None)
         return True
 
