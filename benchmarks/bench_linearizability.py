@@ -202,6 +202,11 @@ def _chart(rows: list[Row], ratios: tuple[float, ...], path: Path) -> None:
         label = f"{ratio:.0%} unknown outcomes"
         passing.plot(lengths, [max(row.pass_ms, 0.01) for row in mine], marker="o", label=label)
         failing.plot(lengths, [max(row.fail_ms, 0.01) for row in mine], marker="o", label=label)
+        for row in mine:
+            if "?" in row.fail_outcomes:
+                failing.annotate(f"budget ran out on {row.fail_outcomes.count('?')} seed(s)",
+                                 (row.operations, max(row.fail_ms, 0.01)), fontsize=7,
+                                 textcoords="offset points", xytext=(-150, 4))
     passing.set_title("linearizable history: check")
     failing.set_title("one bad read: refute + shrink witness")
     for ax in (passing, failing):
