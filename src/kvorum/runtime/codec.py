@@ -181,24 +181,37 @@ def _generate(
         else:  # "records"
             enc_items.append(f"list(map(_enc_{arg.__name__}, {attribute}))")
             checks.append(f"{v}.__class__ is not tuple")
-            values.append(f"tuple([_dec_{arg.__name__}(x) for x in {v}])")
+            values.append(f"_dec_many_{arg.__name__}({v})")
+
+    # One body builds one object from its unpacked fields ``v0, v1, ...``; it is emitted
+    # twice: as ``_dec_X(t)`` for one array, and inside the loop of ``_dec_many_X(raw)`` for
+    # an array of them (the entries of an AppendEntries), saving a call per entry.
+    body: list[str] = []
+    if checks:
+        body.append(f"if {' or '.join(checks)}:")
+        body.append(f"    raise _bad_fields(_cls_{name}, ({', '.join(variables)},))")
+    if direct:
+        body.append(f"o = _new(_cls_{name})")
+        for (field_name, _), value in zip(plans, values, strict=True):
+            setter = f"_set_{name}_{field_name}"
+            namespace[setter] = getattr(cls, field_name).__set__
+            body.append(f"{setter}(o, {value})")
+    else:
+        body.append(f"o = _cls_{name}({', '.join(values)})")
 
     targets = (["_tag"] if tag is not None else []) + variables
     lines = [f"def _enc_{name}(m):", f"    return ({', '.join(enc_items)},)", ""]
     lines.append(f"def _dec_{name}(t):")
     lines.append(f"    {', '.join(targets)}, = t")
-    if checks:
-        lines.append(f"    if {' or '.join(checks)}:")
-        lines.append(f"        raise _bad_fields(_cls_{name}, t)")
-    if direct:
-        lines.append(f"    o = _new(_cls_{name})")
-        for (field_name, _), value in zip(plans, values, strict=True):
-            setter = f"_set_{name}_{field_name}"
-            namespace[setter] = getattr(cls, field_name).__set__
-            lines.append(f"    {setter}(o, {value})")
-        lines.append("    return o")
-    else:
-        lines.append(f"    return _cls_{name}({', '.join(values)})")
+    lines += [f"    {line}" for line in body]
+    lines += ["    return o", ""]
+    if tag is None:
+        lines.append(f"def _dec_many_{name}(raw):")
+        lines.append("    out = []")
+        lines.append("    append = out.append")
+        lines.append(f"    for {', '.join(variables)}, in raw:")
+        lines += [f"        {line}" for line in body]
+        lines += ["        append(o)", "    return tuple(out)"]
     exec("\n".join(lines), namespace)  # source built above from dataclass fields
     return namespace[f"_enc_{name}"], namespace[f"_dec_{name}"]
 
@@ -214,9 +227,9 @@ def _build() -> tuple[
         "_bad_fields": _bad_fields,
     }
     records: dict[type, tuple[Callable[[Any], Any], Callable[[Any], Any]]] = {}
-    # Innermost first: a record's generated code calls the encoders of the records it holds.
-    innermost_first: tuple[type, ...] = (ConfState, SnapshotMeta, Entry, Snapshot, HardState)
-    for record_cls in innermost_first:
+    # Generated functions find each other by name in ``namespace`` when they run, so the
+    # order of generation does not matter, and a faster replacement (below) is seen by all.
+    for record_cls in RECORD_TYPES:
         records[record_cls] = _generate(record_cls, None, namespace)
     # A record made only of scalars is encoded faster by attrgetter, which builds the tuple
     # in C; messages holding a tuple of entries pick this up through the namespace.
