@@ -414,3 +414,19 @@ def test_backoff_is_capped_exponential_with_seeded_jitter() -> None:
     with pytest.raises(ValueError, match="failures"):
         backoff_delay_ms(0, 10.0, 1_000.0, rng)
 
+
+
+def test_async_context_manager_starts_and_closes() -> None:
+    async def body() -> None:
+        received: list[Message] = []
+        async with (
+            PeerTransport(TransportConfig(CLUSTER, 2), received.append, Random(2)) as b,
+            PeerTransport(TransportConfig(CLUSTER, 1), lambda _: None, Random(1)) as a,
+        ):
+            a.add_peer(2, b.address)
+            a.send(heartbeat(1, 2, 0))
+            await wait_until(lambda: received == [heartbeat(1, 2, 0)], "delivery")
+        with pytest.raises(TransportClosedError):
+            b.send(heartbeat(2, 1, 0))
+
+    run(body)

@@ -22,6 +22,8 @@ wire version and schema (checked by the codec), cluster id, sender and intended 
 A connection with a bad hello, a frame over the size limit, an undecodable payload or a
 message whose ``src``/``dst`` contradict the hello is closed — that connection only — and
 counted in ``inbound_rejected``. Good messages go to ``on_message(msg)`` in arrival order.
+A sender this node has no address for is accepted: a server being added hears from the
+cluster before it is told who the cluster is.
 
 Every counter is readable at any time through :meth:`PeerTransport.metrics` (totals) and
 :meth:`PeerTransport.peer_metrics`. ``TCP_NODELAY`` is set on every socket: Raft's messages
@@ -217,7 +219,7 @@ async def _close_writer(writer: asyncio.StreamWriter) -> None:
     # happens with a peer that stopped reading, and frames on a connection being given up
     # are lost either way (Raft resends what matters).
     writer.transport.abort()
-    with contextlib.suppress(OSError, asyncio.CancelledError):
+    with contextlib.suppress(OSError):
         await writer.wait_closed()
 
 
@@ -250,6 +252,13 @@ class PeerTransport:
         self._closed = False
 
     # --- lifecycle ----------------------------------------------------------------------------
+
+    async def __aenter__(self) -> PeerTransport:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
 
     async def start(self) -> None:
         """Bind the listening socket and start dialling every peer."""
@@ -460,7 +469,10 @@ class PeerTransport:
                 raise
         finally:
             try:
-                await _close_writer(writer)
+                # The handler ends here either way; a cancel landing now must not make it
+                # end "cancelled" (see above).
+                with contextlib.suppress(asyncio.CancelledError):
+                    await _close_writer(writer)
             finally:
                 self._inbound.discard(task)  # only now: close() waits for what is in the set
 
