@@ -19,7 +19,14 @@ BENCHES = sorted(p.stem.removeprefix("bench_") for p in (ROOT / "benchmarks").gl
 @pytest.mark.parametrize("name", BENCHES)
 def test_benchmark_runs_quick(name: str, tmp_path: Path) -> None:
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "run.py"), name, "--quick", "--out", str(tmp_path)],
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "run.py"),
+            name,
+            "--quick",
+            "--out",
+            str(tmp_path),
+        ],
         capture_output=True,
         text=True,
         timeout=240,

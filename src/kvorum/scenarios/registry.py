@@ -37,7 +37,9 @@ class Scenario:
 _REGISTRY: dict[str, Scenario] = {}
 
 
-def scenario(scenario_id: str, title: str) -> Callable[[Callable[[Printer], Verdict]], Callable[[Printer], Verdict]]:
+def scenario(
+    scenario_id: str, title: str
+) -> Callable[[Callable[[Printer], Verdict]], Callable[[Printer], Verdict]]:
     """Register ``fn`` as the scenario ``scenario_id`` (IDs as in the seed's SCENARIOS.md)."""
 
     def register(fn: Callable[[Printer], Verdict]) -> Callable[[Printer], Verdict]:

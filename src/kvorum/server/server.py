@@ -146,6 +146,16 @@ class Session:
             group_kind, group_slots, group_items = None, [], []
 
         for args in requests:
+            if args and args[0].upper() == b"KVORUM":
+                # kvorum's own administration (status, membership, transfer), when the
+                # executor is a cluster node that offers it.
+                await flush()
+                admin = getattr(executor, "admin", None)
+                if admin is None:
+                    replies.append(ErrorReply("ERR this node has no KVORUM administration"))
+                else:
+                    replies.append(await admin(args[1:]))
+                continue
             spec = check_command(args, now_ms)
             if isinstance(spec, ErrorReply):
                 replies.append(spec)

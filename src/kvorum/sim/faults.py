@@ -43,6 +43,7 @@ class FaultSchedule:
     faults: frozenset[str]
     chaos_end_us: int
     mean_gap_us: int = 25 * TICK_US
+    leader_crash_p: float = 0.15
 
     def start(self) -> None:
         net = self.cluster.network.faults
@@ -64,9 +65,30 @@ class FaultSchedule:
         # BUGGIFY: a leader that dies moments after winning leaves the most delicate state
         # behind (entries of older terms half-replicated, its no-op not yet on a majority).
         world = self.cluster.world
-        if world.now_us < self.chaos_end_us and world.rng.random() < 0.15:
+        if world.now_us >= self.chaos_end_us:
+            return
+        roll = world.rng.random()
+        if roll < self.leader_crash_p:
             when = world.rng.randint(500, 20_000)
             world.after(when, lambda: self._crash_node(node_id))
+        elif roll < 2 * self.leader_crash_p and "partition" in self.faults:
+            # ...or is cut off while clients keep writing to it: its log grows a suffix of
+            # its own term that a later leader must overwrite (Figure 8's raw material).
+            when = world.rng.randint(500, 20_000)
+            world.after(when, lambda: self._isolate(node_id))
+
+    def _isolate(self, node_id: int) -> None:
+        c = self.cluster
+        links = {(node_id, y) for y in c.node_ids if y != node_id}
+        links |= {(y, node_id) for y in c.node_ids if y != node_id}
+        c.network.block(c.network.faults.blocked | links)
+        c.trace(f"FAULT n{node_id} (new leader) isolated")
+        heal_after = c.world.rng.randint(5 * TICK_US, 40 * TICK_US)
+        c.world.after(heal_after, lambda: self._unisolate(links))
+
+    def _unisolate(self, links: set[tuple[int, int]]) -> None:
+        c = self.cluster
+        c.network.block(c.network.faults.blocked - links)
 
     def _crash_node(self, node_id: int) -> None:
         node = self.cluster.nodes[node_id]

@@ -55,6 +55,7 @@ from kvorum.core.raft.messages import (
     InstallSnapshotResponse,
     Message,
     ReadIndexRequest,
+    ReadIndexResponse,
     RequestVote,
     RequestVoteResponse,
     TimeoutNow,
@@ -127,8 +128,10 @@ def format_message(msg: Message) -> str:
         tail = ""
     elif isinstance(msg, ReadIndexRequest):
         tail = f" ctx={msg.ctx}"
-    else:
+    elif isinstance(msg, ReadIndexResponse):
         tail = f" ctx={msg.ctx} index={msg.index} {'ok' if msg.ok else 'failed'}"
+    else:
+        tail = f" req={msg.req_id}"
     return head + tail
 
 

@@ -35,6 +35,10 @@ class SimOptions:
     """After calm begins, a single leader and fully applied nodes are due within this."""
     clients: int = 3
     fault_gap_ticks: int = 25
+    leader_crash_p: float = 0.15
+    """With crash faults: the chance that a new leader is crashed moments after it wins."""
+    max_entries_per_append: int | None = None
+    """Fix the batch size instead of letting the seed choose it."""
     """Mean time between injected faults; smaller is harsher."""
     lease_reads: bool = False
     unsafe: UnsafeSwitches = field(default_factory=UnsafeSwitches)
@@ -66,7 +70,7 @@ def run_seed(seed: int, options: SimOptions) -> SimResult:
         election_timeout_ticks=10,
         heartbeat_interval_ticks=2,
         unsafe=options.unsafe,
-        max_entries_per_append=knobs.choice([1, 2, 16]),
+        max_entries_per_append=options.max_entries_per_append or knobs.choice([1, 2, 16]),
         max_inflight_appends=knobs.choice([1, 4, 8]),
         snapshot_chunk_bytes=knobs.choice([16, 64, 4096]),
     )
@@ -83,7 +87,13 @@ def run_seed(seed: int, options: SimOptions) -> SimResult:
     checker = RaftInvariants(cluster)
     chaos_end = options.chaos_ticks * TICK_US
     calm_end = chaos_end + options.calm_ticks * TICK_US
-    schedule = FaultSchedule(cluster, options.faults, chaos_end, options.fault_gap_ticks * TICK_US)
+    schedule = FaultSchedule(
+        cluster,
+        options.faults,
+        chaos_end,
+        options.fault_gap_ticks * TICK_US,
+        options.leader_crash_p,
+    )
     cluster.start()
     cluster.start_clients()
     schedule.start()

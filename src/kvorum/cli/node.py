@@ -1,0 +1,58 @@
+"""``kvorum node``: run one node of a (possibly multi-host) cluster in the foreground."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import click
+
+from kvorum.cli._cluster import node_config_from_toml, parse_peers
+from kvorum.runtime.node import NodeConfig
+from kvorum.runtime.process import run, serve
+
+
+@click.command("node")
+@click.option("--config", "config_file", type=click.Path(path_type=Path), help="TOML file.")
+@click.option("--id", "node_id", type=int, help="This node's id (a positive integer).")
+@click.option("--data-dir", type=click.Path(path_type=Path), help="Where this node keeps data.")
+@click.option("--peers", help="Every member: ID=RAFT_HOST:PORT/CLIENT_HOST:PORT,...")
+@click.option("--cluster-id", default=None, help="Name shared by the cluster's nodes.")
+@click.option("--join", is_flag=True, default=None, help="Join a running cluster as a new node.")
+@click.option("--log-level", default="INFO", show_default=True)
+def command(
+    config_file: Path | None,
+    node_id: int | None,
+    data_dir: Path | None,
+    peers: str | None,
+    cluster_id: str | None,
+    join: bool | None,
+    log_level: str,
+) -> None:
+    """Run one kvorum node: Raft over TCP, data on disk, Redis protocol for clients."""
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(name)s %(message)s")
+    if config_file is not None:
+        overrides: dict[str, object] = {
+            "id": node_id,
+            "data_dir": str(data_dir) if data_dir else None,
+            "cluster_id": cluster_id,
+            "join": join,
+        }
+        if peers:
+            overrides["peers"] = {
+                str(i): {"raft": a.raft, "client": a.client} for i, a in parse_peers(peers).items()
+            }
+        config = node_config_from_toml(config_file, overrides)
+    else:
+        if node_id is None or data_dir is None or peers is None:
+            raise click.UsageError("give --config FILE, or all of --id, --data-dir and --peers")
+        config = NodeConfig(
+            node_id=node_id,
+            data_dir=data_dir,
+            peers=parse_peers(peers),
+            cluster_id=cluster_id or "kvorum",
+            join=bool(join),
+        )
+    if config.node_id not in config.peers:
+        raise click.UsageError(f"node {config.node_id} is not in the peer list")
+    run(serve(config))

@@ -1,0 +1,172 @@
+"""``kvorum up``: start a local cluster of real node processes and keep it running.
+
+Each node is its own process (``python -m kvorum node``) with its own data folder, talking to
+the others over TCP on 127.0.0.1. The cluster's layout is written to ``cluster.json`` in the
+data folder, so running ``kvorum up`` again resumes the same nodes on the same data, and
+``kvorum status`` / ``kvorum member`` find them. Ctrl-C stops every node cleanly.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from kvorum.cli._cluster import (
+    CLUSTER_FILE,
+    DEFAULT_DATA_DIR,
+    load_cluster_file,
+    peers_from_json,
+    peers_to_json,
+)
+from kvorum.cli.status import fetch_status
+from kvorum.runtime.node import PeerAddress
+
+
+def peer_spec(peers: dict[int, PeerAddress]) -> str:
+    return ",".join(f"{i}={a.raft}/{a.client}" for i, a in sorted(peers.items()))
+
+
+def start_node_process(
+    data_dir: Path, node_id: int, peers: dict[int, PeerAddress], join: bool = False
+) -> subprocess.Popen[bytes]:
+    """Start one node as a child process, its log in ``data_dir/nodeN.log``."""
+    log = open(data_dir / f"node{node_id}.log", "ab")  # noqa: SIM115 - the child owns it
+    cmd = [
+        sys.executable,
+        "-m",
+        "kvorum",
+        "node",
+        "--id",
+        str(node_id),
+        "--data-dir",
+        str(data_dir / f"node{node_id}"),
+        "--peers",
+        peer_spec(peers),
+    ]
+    if join:
+        cmd.append("--join")
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    (data_dir / f"node{node_id}.pid").write_text(str(proc.pid))
+    return proc
+
+
+def wait_for_leader(peers: dict[int, PeerAddress], timeout_s: float) -> int | None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        for node_id, addr in sorted(peers.items()):
+            st = fetch_status(addr.client, timeout_s=0.5)
+            if isinstance(st, dict) and st.get("role") == "leader":
+                return node_id
+        time.sleep(0.1)
+    return None
+
+
+def stop_processes(procs: dict[int, subprocess.Popen[bytes]], timeout_s: float = 10.0) -> None:
+    for proc in procs.values():
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + timeout_s
+    for proc in procs.values():
+        try:
+            proc.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@click.command("up")
+@click.option("--nodes", default=3, show_default=True, help="How many nodes (a new cluster).")
+@click.option(
+    "--data-dir",
+    type=click.Path(path_type=Path),
+    default=DEFAULT_DATA_DIR,
+    show_default=True,
+    help="Where the cluster keeps its data; reused on restart.",
+)
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option(
+    "--client-port",
+    default=7001,
+    show_default=True,
+    help="Node i serves Redis clients on this port + i - 1.",
+)
+@click.option(
+    "--raft-port", default=17001, show_default=True, help="Node i talks Raft on this port + i - 1."
+)
+@click.option(
+    "--for-seconds",
+    type=float,
+    default=None,
+    help="Stop by itself after this long (for scripts); default: until Ctrl-C.",
+)
+def command(
+    nodes: int,
+    data_dir: Path,
+    host: str,
+    client_port: int,
+    raft_port: int,
+    for_seconds: float | None,
+) -> None:
+    """Start a local cluster of NODES processes and keep it running until Ctrl-C."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    cluster_file = data_dir / CLUSTER_FILE
+    if cluster_file.exists():
+        peers = peers_from_json(load_cluster_file(cluster_file)["peers"])
+        click.echo(f"resuming the {len(peers)}-node cluster in {data_dir}")
+    else:
+        if nodes < 1:
+            raise click.BadParameter("need at least one node", param_hint="--nodes")
+        peers = {
+            i: PeerAddress(f"{host}:{raft_port + i - 1}", f"{host}:{client_port + i - 1}")
+            for i in range(1, nodes + 1)
+        }
+        cluster_file.write_text(json.dumps({"peers": peers_to_json(peers)}, indent=2))
+        click.echo(f"starting a new {nodes}-node cluster in {data_dir}")
+    procs = {i: start_node_process(data_dir, i, peers) for i in sorted(peers)}
+    interrupted = False
+
+    def on_signal(signum: int, frame: object) -> None:
+        nonlocal interrupted
+        interrupted = True
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        leader = wait_for_leader(peers, timeout_s=15)
+        for i, addr in sorted(peers.items()):
+            mark = "  (leader)" if i == leader else ""
+            click.echo(f"  node {i}: redis://{addr.client}  pid {procs[i].pid}{mark}")
+        if leader is None:
+            click.echo("no leader elected yet; see the node logs in " + str(data_dir))
+        first = peers[min(peers)].client
+        h, _, p = first.rpartition(":")
+        click.echo(f"try:  redis-cli -h {h} -p {p} SET greeting hello")
+        click.echo("      kvorum status      (Ctrl-C stops the cluster; `kvorum up` resumes it)")
+        began = time.monotonic()
+        reported: set[int] = set()
+        while not interrupted:
+            if for_seconds is not None and time.monotonic() - began >= for_seconds:
+                break
+            for i, proc in procs.items():
+                if proc.poll() is not None and i not in reported:
+                    reported.add(i)
+                    click.echo(
+                        f"node {i} exited with code {proc.returncode}; "
+                        f"see {data_dir / f'node{i}.log'}"
+                    )
+            time.sleep(0.2)
+    finally:
+        click.echo("stopping the cluster ...")
+        stop_processes(procs)
+        for i in procs:
+            (data_dir / f"node{i}.pid").unlink(missing_ok=True)
+        click.echo("stopped")
+    if os.environ.get("KVORUM_UP_STRICT") and len(reported) > 0:
+        sys.exit(1)

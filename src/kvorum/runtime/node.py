@@ -1,0 +1,681 @@
+"""A real kvorum node: the Raft core driven by asyncio, over a WAL, LMDB and TCP.
+
+Theory of operation: one task, :meth:`RaftNode._drive`, owns the core. Everything that wants
+the core — a tick, a peer's message, a client's write or read — is queued as an input and the
+task woken. The task runs every queued input, then drains the core's readies: it persists the
+hard state and entries with one ``fdatasync`` (in a worker thread, so the event loop keeps
+reading sockets meanwhile), *then* sends the ready's messages, then applies committed entries
+to the state machine (one LMDB transaction per entry), then advances the core. Inputs that
+arrive while a ready is being persisted wait for the next round, which is what makes group
+commit happen by itself: every client write that arrived during one fsync goes into the next
+entry, the next fsync and the next AppendEntries.
+
+Writes: the leader packs all pending write payloads into one log entry and resolves each
+client's future when that entry is applied here; if a different entry wins that index, the
+write definitely did not happen and the client is told so. A follower forwards writes to the
+leader it knows (:class:`ClientForward`). Without a known leader a request fails at once with
+``CLUSTERDOWN no leader``; a request that cannot finish in time fails with ``TIMEOUT``.
+Reads: linearizable reads share one ReadIndex round per batch and are served from the local
+state machine once it has applied the read index — on followers too; stale reads are served
+at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import logging
+import os
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import msgpack
+
+from kvorum.core.raft import (
+    ConfChange,
+    ConfChangeKind,
+    ConfState,
+    Entry,
+    EntryKind,
+    NotLeader,
+    ProposalDropped,
+    RaftConfig,
+    RaftCore,
+    RaftReady,
+    Snapshot,
+)
+from kvorum.core.raft.messages import ClientForward, ClientForwardReply
+from kvorum.kv.replies import ErrorReply, Reply, Verbatim
+from kvorum.kv.state_machine import KVStateMachine
+from kvorum.runtime.transport import PeerTransport, TransportConfig
+from kvorum.server.executor import (
+    CommitTimeoutError,
+    Consistency,
+    ExecutorError,
+    InfoSections,
+    NoLeaderError,
+    wall_clock_ms,
+)
+from kvorum.storage.lmdb_engine import LmdbEngine
+from kvorum.storage.raft_log_store import RaftLogStore, open_store
+
+log = logging.getLogger(__name__)
+
+
+class WriteLostError(ExecutorError):
+    """The leader changed before the write committed, and another entry took its place: the
+    write was definitely not applied, so retrying it is safe."""
+
+    def __init__(self) -> None:
+        super().__init__("TRYAGAIN leader changed before the write committed; it was not applied")
+
+
+@dataclass(frozen=True, slots=True)
+class PeerAddress:
+    raft: str
+    """host:port peers use for Raft traffic."""
+    client: str
+    """host:port Redis clients use."""
+
+
+@dataclass(frozen=True, slots=True)
+class NodeConfig:
+    node_id: int
+    data_dir: Path
+    peers: dict[int, PeerAddress]
+    """Every member of the initial cluster, this node included."""
+    cluster_id: str = "kvorum"
+    join: bool = False
+    """Start as a new node joining a running cluster (no bootstrap configuration)."""
+    tick_ms: int = 20
+    election_timeout_ticks: int = 15
+    heartbeat_interval_ticks: int = 2
+    request_timeout_ms: int = 5_000
+    snapshot_every_entries: int = 20_000
+    max_entry_payloads: int = 4096
+
+    @property
+    def me(self) -> PeerAddress:
+        return self.peers[self.node_id]
+
+
+Requests = Sequence[Sequence[bytes]]
+ReplyFuture = asyncio.Future[list[Reply]]
+_Read = tuple[Requests, ReplyFuture]
+
+
+@dataclass(slots=True)
+class _PendingWrite:
+    payloads: Sequence[bytes]
+    future: asyncio.Future[list[Reply]]
+
+
+@dataclass(slots=True)
+class _Proposal:
+    term: int
+    writes: list[_PendingWrite] = field(default_factory=list)
+
+
+class RaftNode:
+    """One node of a kvorum cluster; also the :class:`~kvorum.server.executor.Executor` the
+    RESP server talks to."""
+
+    def __init__(self, config: NodeConfig, clock_ms: Callable[[], int] = wall_clock_ms) -> None:
+        self.config = config
+        self._clock_ms = clock_ms
+        config.data_dir.mkdir(parents=True, exist_ok=True)
+        self.store: RaftLogStore = open_store(config.data_dir / "raft")
+        if self.store.initial.torn_tail is not None:
+            log.warning(
+                "node %d: repaired a torn WAL tail: %s",
+                config.node_id,
+                self.store.initial.torn_tail,
+            )
+        self.engine = LmdbEngine(config.data_dir / "kv")
+        self.machine = KVStateMachine(self.engine)
+        self.store.restore_engine_if_behind(self.engine)
+        self.addresses: dict[int, PeerAddress] = dict(config.peers)
+        book = config.data_dir / "addresses.json"
+        if book.exists():
+            for key, (raft, client) in json.loads(book.read_text()).items():
+                self.addresses.setdefault(int(key), PeerAddress(raft, client))
+        self.core = self._build_core()
+        self._inputs: list[Callable[[], None]] = []
+        self._wake = asyncio.Event()
+        self._proposals: dict[int, _Proposal] = {}
+        self._pending_writes: list[_PendingWrite] = []
+        self._pending_reads: list[_Read] = []
+        self._reads_by_ctx: dict[int, list[_Read]] = {}
+        self._reads_ready: list[tuple[int, Requests, ReplyFuture]] = []
+        self._forwarded: dict[int, asyncio.Future[list[Reply]]] = {}
+        self._ids = itertools.count(1)
+        self._snapshotting = False
+        self._tasks: list[asyncio.Task[None]] = []
+        self._closing = False
+        self.transport: PeerTransport | None = None
+        self.started_at = time.monotonic()
+        self.last_contact: dict[int, float] = {}
+        self.stats = {"proposals": 0, "entries_applied": 0, "fsyncs": 0, "reads": 0, "forwards": 0}
+
+    # --- start and stop ----------------------------------------------------------------------
+
+    def _build_core(self) -> RaftCore:
+        init = self.store.initial
+        snapshot = None
+        if init.snapshot is not None:
+            snapshot = Snapshot(init.snapshot, b"".join(self.store.snapshot_chunks()))
+        voters = frozenset() if self.config.join else frozenset(self.config.peers)
+        for e in init.entries:
+            if e.kind is EntryKind.CONF_CHANGE:
+                self._learn_address(ConfChange.decode(e.data))
+        cfg = RaftConfig(
+            election_timeout_ticks=self.config.election_timeout_ticks,
+            heartbeat_interval_ticks=self.config.heartbeat_interval_ticks,
+        )
+        return RaftCore(
+            self.config.node_id,
+            ConfState(voters),
+            cfg,
+            random.Random(int.from_bytes(os.urandom(8), "big")),
+            hard_state=init.hard_state,
+            snapshot=snapshot,
+            entries=init.entries,
+            applied=self.engine.applied_index(),
+        )
+
+    async def start(self) -> None:
+        cfg = self.config
+        peers = {i: a.raft for i, a in self.addresses.items() if i != cfg.node_id}
+        self.transport = PeerTransport(
+            TransportConfig(
+                cluster_id=cfg.cluster_id, node_id=cfg.node_id, listen=cfg.me.raft, peers=peers
+            ),
+            self._on_message,
+            random.Random(int.from_bytes(os.urandom(8), "big")),
+        )
+        await self.transport.start()
+        loop = asyncio.get_running_loop()
+        self._tasks = [
+            loop.create_task(self._drive(), name="kvorum-drive"),
+            loop.create_task(self._ticker(), name="kvorum-ticker"),
+        ]
+
+    async def close(self) -> None:
+        self._closing = True
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.transport is not None:
+            await self.transport.close()
+        for fut in self._all_futures():
+            if not fut.done():
+                fut.set_exception(NoLeaderError())
+        self.store.close()
+        self.engine.close()
+
+    def _all_futures(self) -> list[asyncio.Future[Any]]:
+        futs: list[asyncio.Future[Any]] = [w.future for w in self._pending_writes]
+        futs += [w.future for p in self._proposals.values() for w in p.writes]
+        futs += [f for _, f in self._pending_reads]
+        futs += [f for reads in self._reads_by_ctx.values() for _, f in reads]
+        futs += [f for _, _, f in self._reads_ready]
+        futs += list(self._forwarded.values())
+        return futs
+
+    # --- inputs ------------------------------------------------------------------------------
+
+    def _submit(self, action: Callable[[], None]) -> None:
+        self._inputs.append(action)
+        self._wake.set()
+
+    async def _ticker(self) -> None:
+        interval_s = self.config.tick_ms / 1000
+        loop = asyncio.get_running_loop()
+        next_at = loop.time()
+        while True:
+            next_at += interval_s
+            await asyncio.sleep(max(0.0, next_at - loop.time()))
+            self._submit(self.core.tick)
+
+    def _on_message(self, msg: Any) -> None:
+        self.last_contact[msg.src] = time.monotonic()
+        if isinstance(msg, ClientForward):
+            self._submit(lambda: self._accept_forward(msg))
+        elif isinstance(msg, ClientForwardReply):
+            self._finish_forward(msg)
+        else:
+            self._submit(lambda: self.core.step(msg))
+
+    # --- the drive loop ----------------------------------------------------------------------
+
+    async def _drive(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            try:
+                await self._round()
+            except Exception:
+                log.exception("node %d: fatal error in the drive loop", self.config.node_id)
+                raise
+
+    async def _round(self) -> None:
+        inputs, self._inputs = self._inputs, []
+        for action in inputs:
+            action()
+        self._propose_pending()
+        self._read_pending()
+        while self.core.has_ready():
+            rd = self.core.ready()
+            await self._handle_ready(rd)
+        self._serve_ready_reads()
+        self._maybe_snapshot()
+        if self._inputs:
+            self._wake.set()
+
+    async def _handle_ready(self, rd: RaftReady) -> None:
+        if rd.snapshot is not None:
+            await asyncio.to_thread(self._install_snapshot, rd.snapshot)
+        if rd.hard_state is not None or rd.entries:
+            for e in rd.entries:
+                if e.kind is EntryKind.CONF_CHANGE:
+                    self._learn_address(ConfChange.decode(e.data))
+            await asyncio.to_thread(self.store.save, rd.hard_state, rd.entries)
+            self.stats["fsyncs"] += 1
+        assert self.transport is not None
+        for msg in rd.messages:
+            with contextlib.suppress(Exception):  # an unknown peer: Raft tolerates a lost message
+                self.transport.send(msg)
+        if rd.committed_entries:
+            results = await asyncio.to_thread(self._apply, rd.committed_entries)
+            for entry, replies in results:
+                self._resolve_proposal(entry, replies)
+        for rs in rd.read_states:
+            for requests, fut in self._reads_by_ctx.pop(rs.ctx, []):
+                self._reads_ready.append((rs.index, requests, fut))
+        for ctx in rd.failed_reads:
+            for _, fut in self._reads_by_ctx.pop(ctx, []):
+                if not fut.done():
+                    fut.set_exception(NoLeaderError())
+        self.core.advance(rd)
+        if not self.core.is_leader:
+            self._fail_forwarded_if_leaderless()
+
+    def _apply(self, entries: list[Entry]) -> list[tuple[Entry, list[Reply] | None]]:
+        """Runs in a worker thread: apply committed entries to the state machine."""
+        out: list[tuple[Entry, list[Reply] | None]] = []
+        for e in entries:
+            if e.index <= self.engine.applied_index():
+                continue  # already in the engine (replayed after a restart)
+            if e.kind is EntryKind.NORMAL and e.data:
+                payloads = msgpack.unpackb(e.data)
+                out.append((e, self.machine.apply_many(payloads, e.index)))
+            else:
+                self.machine.apply_many([], e.index)  # no-ops and membership: record the index
+                out.append((e, [] if e.kind is EntryKind.CONF_CHANGE else None))
+            self.stats["entries_applied"] += 1
+        return out
+
+    def _install_snapshot(self, snap: Snapshot) -> None:
+        self.store.install_snapshot(snap.meta, [snap.data])
+        self.engine.restore(self.store.snapshot_chunks(snap.meta), snap.meta.index)
+
+    def _maybe_snapshot(self) -> None:
+        every = self.config.snapshot_every_entries
+        core = self.core
+        if self._snapshotting or not every:
+            return
+        if core.log.applied - core.log.snapshot_index < every:
+            return
+        applied = self.engine.applied_index()
+        if applied <= core.log.snapshot_index or applied > core.log.applied:
+            return
+        meta = core.snapshot_meta_at(applied)
+        future = self.store.snapshot_in_background(self.engine, meta.conf)
+        self._snapshotting = True
+
+        def done(_: Any) -> None:
+            self._submit(lambda: self._finish_snapshot(future.result()))
+
+        loop = asyncio.get_running_loop()
+        future.add_done_callback(lambda f: loop.call_soon_threadsafe(done, f))
+
+    def _finish_snapshot(self, meta: Any) -> None:
+        self._snapshotting = False
+        try:
+            self.store.compact(meta)
+        except ValueError:
+            log.warning("node %d: snapshot %s no longer fits the log", self.config.node_id, meta)
+            return
+        data = b"".join(self.store.snapshot_chunks(meta))
+        self.core.compact(Snapshot(meta, data))
+
+    # --- membership addresses ----------------------------------------------------------------
+
+    def _learn_address(self, change: ConfChange) -> None:
+        if change.kind is ConfChangeKind.ADD_LEARNER and change.context:
+            info = json.loads(change.context)
+            self._set_address(change.node_id, PeerAddress(info["raft"], info["client"]))
+
+    def _set_address(self, node_id: int, address: PeerAddress) -> None:
+        if self.addresses.get(node_id) == address:
+            return
+        self.addresses[node_id] = address
+        # Membership entries carrying addresses may later be compacted into a snapshot,
+        # which keeps only node ids: remember every address learnt in a file of our own.
+        book = {str(i): [a.raft, a.client] for i, a in sorted(self.addresses.items())}
+        tmp = self.config.data_dir / "addresses.json.tmp"
+        tmp.write_text(json.dumps(book))
+        tmp.replace(self.config.data_dir / "addresses.json")
+        if self.transport is not None and node_id != self.config.node_id:
+            self.transport.add_peer(node_id, address.raft)
+
+    # --- writes ------------------------------------------------------------------------------
+
+    async def write_batch(self, payloads: Sequence[bytes]) -> list[Reply]:
+        if not payloads:
+            return []
+        fut: asyncio.Future[list[Reply]] = asyncio.get_running_loop().create_future()
+        self._submit(lambda: self._pending_writes.append(_PendingWrite(payloads, fut)))
+        return await self._await(fut)
+
+    async def _await(self, fut: asyncio.Future[list[Reply]]) -> list[Reply]:
+        timeout_ms = self.config.request_timeout_ms
+        try:
+            return await asyncio.wait_for(asyncio.shield(fut), timeout_ms / 1000)
+        except TimeoutError:
+            raise CommitTimeoutError(timeout_ms) from None
+
+    def _propose_pending(self) -> None:
+        if not self._pending_writes:
+            return
+        writes, self._pending_writes = self._pending_writes, []
+        core = self.core
+        if core.is_leader:
+            payloads = [p for w in writes for p in w.payloads]
+            try:
+                index = core.propose(msgpack.packb(payloads))
+            except (NotLeader, ProposalDropped) as exc:
+                for w in writes:
+                    w.future.set_exception(_executor_error(exc))
+                return
+            self.stats["proposals"] += 1
+            self._proposals[index] = _Proposal(core.term, writes)
+            return
+        leader = core.leader_id
+        if leader is None or self.transport is None:
+            for w in writes:
+                w.future.set_exception(NoLeaderError())
+            return
+        for w in writes:
+            req_id = next(self._ids)
+            self._forwarded[req_id] = w.future
+            self.stats["forwards"] += 1
+            body = msgpack.packb(list(w.payloads))
+            forward = ClientForward(self.config.node_id, leader, core.term, req_id, body)
+            with contextlib.suppress(Exception):
+                self.transport.send(forward)
+
+    def _resolve_proposal(self, entry: Entry, replies: list[Reply] | None) -> None:
+        proposal = self._proposals.pop(entry.index, None)
+        if proposal is None:
+            return
+        if proposal.term != entry.term or replies is None:
+            # Another entry (a new leader's no-op or command) took the index: ours is gone.
+            for w in proposal.writes:
+                if not w.future.done():
+                    w.future.set_exception(WriteLostError())
+            return
+        offset = 0
+        for w in proposal.writes:
+            n = len(w.payloads)
+            if not w.future.done():
+                w.future.set_result(replies[offset : offset + n])
+            offset += n
+
+    def _accept_forward(self, msg: ClientForward) -> None:
+        """The leader side of forwarding: propose the writes, answer when applied."""
+        fut: asyncio.Future[list[Reply]] = asyncio.get_running_loop().create_future()
+        payloads = msgpack.unpackb(msg.body)
+        self._pending_writes.append(_PendingWrite(payloads, fut))
+
+        def answer(f: asyncio.Future[list[Reply]]) -> None:
+            if self.transport is None or self._closing:
+                return
+            exc = f.exception()
+            if exc is None:
+                reply = ClientForwardReply(
+                    self.config.node_id, msg.src, 0, msg.req_id, True, pack_replies(f.result())
+                )
+            else:
+                text = exc.reply.message if isinstance(exc, ExecutorError) else "ERR internal error"
+                reply = ClientForwardReply(
+                    self.config.node_id, msg.src, 0, msg.req_id, False, text.encode()
+                )
+            with contextlib.suppress(Exception):
+                self.transport.send(reply)
+
+        fut.add_done_callback(answer)
+
+    def _finish_forward(self, msg: ClientForwardReply) -> None:
+        fut = self._forwarded.pop(msg.req_id, None)
+        if fut is None or fut.done():
+            return
+        if msg.ok:
+            fut.set_result(unpack_replies(msg.body))
+        else:
+            fut.set_exception(ExecutorError(msg.body.decode()))
+
+    def _fail_forwarded_if_leaderless(self) -> None:
+        if self.core.leader_id is None and self._forwarded:
+            # Their fate is unknown (the old leader may still commit them): time them out
+            # rather than claim they failed. Nothing to do here; _await's timeout answers.
+            pass
+
+    # --- reads -------------------------------------------------------------------------------
+
+    async def read_batch(
+        self, requests: Sequence[Sequence[bytes]], consistency: Consistency
+    ) -> list[Reply]:
+        self.stats["reads"] += len(requests)
+        if consistency is Consistency.STALE:
+            now_ms = self.now_ms()
+            return [self.machine.read(r, now_ms) for r in requests]
+        fut: asyncio.Future[list[Reply]] = asyncio.get_running_loop().create_future()
+        self._submit(lambda: self._pending_reads.append((requests, fut)))
+        return await self._await(fut)
+
+    def _read_pending(self) -> None:
+        if not self._pending_reads:
+            return
+        reads, self._pending_reads = self._pending_reads, []
+        ctx = next(self._ids)
+        self._reads_by_ctx[ctx] = reads
+        self.core.read_index(ctx)
+
+    def _serve_ready_reads(self) -> None:
+        if not self._reads_ready:
+            return
+        applied = self.engine.applied_index()
+        now_ms = self.now_ms()
+        waiting = []
+        for index, requests, fut in self._reads_ready:
+            if applied < index:
+                waiting.append((index, requests, fut))
+            elif not fut.done():
+                fut.set_result([self.machine.read(r, now_ms) for r in requests])
+        self._reads_ready = waiting
+
+    # --- executor odds and ends --------------------------------------------------------------
+
+    def now_ms(self) -> int:
+        return self._clock_ms()
+
+    def raft_status(self) -> dict[str, Any]:
+        status = self.core.status()
+        now = time.monotonic()
+        status["applied"] = self.engine.applied_index()
+        status["last_contact_ms"] = {
+            str(p): int((now - t) * 1000) for p, t in sorted(self.last_contact.items())
+        }
+        status["stats"] = dict(self.stats)
+        if self.transport is not None:
+            status["transport"] = self.transport.metrics()
+        status["addresses"] = {str(i): a.client for i, a in sorted(self.addresses.items())}
+        return status
+
+    def info(self) -> InfoSections:
+        core = self.core
+        leader = core.leader_id
+        replication: dict[str, str | int] = {
+            "role": "master" if core.is_leader else "slave",
+            "kvorum_raft_role": core.role.value,
+            "kvorum_node_id": self.config.node_id,
+            "kvorum_term": core.term,
+            "kvorum_leader_id": -1 if leader is None else leader,
+            "kvorum_commit_index": core.log.committed,
+            "kvorum_applied_index": self.engine.applied_index(),
+            "kvorum_last_index": core.log.last_index,
+        }
+        if leader is not None and leader in self.addresses and not core.is_leader:
+            host, _, port = self.addresses[leader].client.rpartition(":")
+            replication["master_host"] = host
+            replication["master_port"] = int(port)
+        keyspace: dict[str, str | int] = dict(self.machine.keyspace_info(self.now_ms()))
+        return {"replication": replication, "keyspace": keyspace}
+
+    def role(self) -> Reply:
+        core = self.core
+        if core.is_leader:
+            replicas: list[Reply] = []
+            for peer, pr in sorted(core.progress.items()):
+                if peer == self.config.node_id or peer not in self.addresses:
+                    continue
+                host, _, port = self.addresses[peer].client.rpartition(":")
+                replicas.append([host.encode(), port.encode(), str(pr.match_index).encode()])
+            return [b"master", core.log.committed, replicas]
+        leader = core.leader_id
+        if leader is None or leader not in self.addresses:
+            return [b"slave", b"", -1, b"connect", -1]
+        host, _, port = self.addresses[leader].client.rpartition(":")
+        return [b"slave", host.encode(), int(port), b"connected", self.engine.applied_index()]
+
+    async def admin(self, args: Sequence[bytes]) -> Reply:
+        """``KVORUM <subcommand>``: STATUS, MEMBER ADD id raft client, MEMBER REMOVE id,
+        TRANSFER id."""
+        if not args:
+            return ErrorReply("ERR wrong number of arguments for 'kvorum' command")
+        sub = args[0].upper()
+        if sub == b"STATUS":
+            return Verbatim(json.dumps(self.raft_status(), sort_keys=True))
+        if sub == b"MEMBER" and len(args) >= 3:
+            action = args[1].upper()
+            node_id = _parse_node_id(args[2])
+            if node_id is None:
+                return ErrorReply("ERR node id must be a positive integer")
+            if action == b"ADD" and len(args) == 5:
+                context = json.dumps({"raft": args[3].decode(), "client": args[4].decode()})
+                change = ConfChange(ConfChangeKind.ADD_LEARNER, node_id, True, context.encode())
+                return await self._conf_change(change)
+            if action == b"REMOVE" and len(args) == 3:
+                return await self._conf_change(ConfChange(ConfChangeKind.REMOVE, node_id))
+        if sub == b"TRANSFER" and len(args) == 2:
+            target = _parse_node_id(args[1])
+            if target is None:
+                return ErrorReply("ERR node id must be a positive integer")
+            fut: asyncio.Future[list[Reply]] = asyncio.get_running_loop().create_future()
+
+            def transfer() -> None:
+                try:
+                    self.core.transfer_leadership(target)
+                    fut.set_result([b"OK"])
+                except (NotLeader, ValueError) as exc:
+                    fut.set_exception(_executor_error(exc))
+
+            self._submit(transfer)
+            try:
+                return (await self._await(fut))[0]
+            except ExecutorError as exc:
+                return exc.reply
+        return ErrorReply(
+            "ERR unknown KVORUM subcommand; try STATUS, MEMBER ADD id raft-addr client-addr, "
+            "MEMBER REMOVE id, TRANSFER id"
+        )
+
+    async def _conf_change(self, change: ConfChange) -> Reply:
+        fut: asyncio.Future[list[Reply]] = asyncio.get_running_loop().create_future()
+
+        def propose() -> None:
+            try:
+                if change.kind is ConfChangeKind.ADD_LEARNER:
+                    info = json.loads(change.context)
+                    self._set_address(change.node_id, PeerAddress(info["raft"], info["client"]))
+                index = self.core.propose_conf_change(change)
+            except (NotLeader, ProposalDropped) as exc:
+                fut.set_exception(_executor_error(exc))
+                return
+            proposal = _Proposal(self.core.term)
+            proposal.writes.append(_PendingWrite([], fut))
+            self._proposals[index] = proposal
+
+        self._submit(propose)
+        try:
+            await self._await(fut)
+        except WriteLostError:
+            return ErrorReply("TRYAGAIN leader changed; the membership change was not applied")
+        except ExecutorError as exc:
+            return exc.reply
+        return b"OK"
+
+
+def _executor_error(exc: Exception) -> ExecutorError:
+    if isinstance(exc, NotLeader):
+        return (
+            NoLeaderError()
+            if exc.leader_hint is None
+            else ExecutorError(f"TRYAGAIN not the leader; node {exc.leader_hint} leads")
+        )
+    return ExecutorError(f"TRYAGAIN {exc}")
+
+
+def _parse_node_id(raw: bytes) -> int | None:
+    return int(raw) if raw.isdigit() and int(raw) > 0 else None
+
+
+# --- replies between nodes ---------------------------------------------------------------------
+
+_EXT_ERROR = 1
+_EXT_VERBATIM = 2
+
+
+def _default(obj: object) -> msgpack.ExtType:
+    if isinstance(obj, ErrorReply):
+        return msgpack.ExtType(_EXT_ERROR, obj.message.encode())
+    if isinstance(obj, Verbatim):
+        return msgpack.ExtType(_EXT_VERBATIM, obj.text.encode())
+    raise TypeError(f"cannot forward a reply of type {type(obj).__name__}")
+
+
+def _ext_hook(code: int, data: bytes) -> object:
+    if code == _EXT_ERROR:
+        return ErrorReply(data.decode())
+    if code == _EXT_VERBATIM:
+        return Verbatim(data.decode())
+    return msgpack.ExtType(code, data)
+
+
+def pack_replies(replies: list[Reply]) -> bytes:
+    """Replies as msgpack, keeping bytes and str apart and errors as errors."""
+    return msgpack.packb(replies, default=_default, use_bin_type=True)
+
+
+def unpack_replies(body: bytes) -> list[Reply]:
+    replies: list[Reply] = msgpack.unpackb(
+        body, ext_hook=_ext_hook, raw=False, strict_map_key=False
+    )
+    return replies
