@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from pathlib import Path
 
 import click
@@ -19,6 +20,12 @@ from kvorum.runtime.process import run, serve
 @click.option("--peers", help="Every member: ID=RAFT_HOST:PORT/CLIENT_HOST:PORT,...")
 @click.option("--cluster-id", default=None, help="Name shared by the cluster's nodes.")
 @click.option("--join", is_flag=True, default=None, help="Join a running cluster as a new node.")
+@click.option(
+    "--snapshot-every",
+    type=int,
+    default=None,
+    help="Snapshot and compact the log every N applied entries (default 20000).",
+)
 @click.option("--log-level", default="INFO", show_default=True)
 def command(
     config_file: Path | None,
@@ -27,6 +34,7 @@ def command(
     peers: str | None,
     cluster_id: str | None,
     join: bool | None,
+    snapshot_every: int | None,
     log_level: str,
 ) -> None:
     """Run one kvorum node: Raft over TCP, data on disk, Redis protocol for clients."""
@@ -53,6 +61,10 @@ def command(
             cluster_id=cluster_id or "kvorum",
             join=bool(join),
         )
+    if snapshot_every is not None:
+        if snapshot_every < 1:
+            raise click.BadParameter("must be >= 1", param_hint="--snapshot-every")
+        config = replace(config, snapshot_every_entries=snapshot_every)
     if config.node_id not in config.peers:
         raise click.UsageError(f"node {config.node_id} is not in the peer list")
     run(serve(config))
