@@ -378,6 +378,12 @@ class RaftCore:
         assert term is not None
         return SnapshotMeta(index, term, conf)
 
+    def _hard_state_changed(self) -> bool:
+        # Compared field by field: this runs on every input, and building a HardState to
+        # compare would cost more than everything else has_ready does.
+        hs = self._persisted_hs
+        return hs.term != self.term or hs.vote != self.vote or hs.commit != self.log.committed
+
     def has_ready(self) -> bool:
         return bool(
             self._msgs
@@ -385,7 +391,7 @@ class RaftCore:
             or self._failed_reads
             or self._heartbeat_wanted
             or self._snapshot_to_install is not None
-            or self.hard_state != self._persisted_hs
+            or self._hard_state_changed()
             or self.log.unstable_from <= self.log.last_index
             or self.log.committed > self.log.applied
         )
@@ -394,10 +400,9 @@ class RaftCore:
         if self._heartbeat_wanted and self.role is Role.LEADER:
             self._broadcast_heartbeat()
         self._heartbeat_wanted = False
-        hs = self.hard_state
         rd = RaftReady(
             messages=self._msgs,
-            hard_state=hs if hs != self._persisted_hs else None,
+            hard_state=self.hard_state if self._hard_state_changed() else None,
             entries=self.log.unstable_entries(),
             snapshot=self._snapshot_to_install,
             read_states=self._read_states,
