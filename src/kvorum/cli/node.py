@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import logging
+import sys
 from dataclasses import replace
 from pathlib import Path
 
 import click
 
 from kvorum.cli._cluster import node_config_from_toml, parse_peers
-from kvorum.runtime.node import NodeConfig
-from kvorum.runtime.process import run, serve
+from kvorum.runtime.node import DataDirInUseError, NodeConfig
+from kvorum.runtime.process import NodeFailedError, run, serve
+from kvorum.storage.raft_log_store import StorageCorruptionError
+from kvorum.storage.snapshots import SnapshotCorruptionError
+from kvorum.storage.wal import WALCorruptionError
 
 
 @click.command("node")
@@ -67,4 +71,12 @@ def command(
         config = replace(config, snapshot_every_entries=snapshot_every)
     if config.node_id not in config.peers:
         raise click.UsageError(f"node {config.node_id} is not in the peer list")
-    run(serve(config))
+    try:
+        run(serve(config))
+    except (WALCorruptionError, SnapshotCorruptionError, StorageCorruptionError) as exc:
+        # Acknowledged data is damaged: say where, and do not start on top of it.
+        click.echo(f"kvorum node {config.node_id}: refusing to start: {exc}", err=True)
+        sys.exit(3)
+    except (DataDirInUseError, NodeFailedError, OSError) as exc:
+        click.echo(f"kvorum node {config.node_id}: {exc}", err=True)
+        sys.exit(2)

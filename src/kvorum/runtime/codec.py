@@ -234,8 +234,13 @@ def _build() -> tuple[
     # A record made only of scalars is encoded faster by attrgetter, which builds the tuple
     # in C; messages holding a tuple of entries pick this up through the namespace.
     for record_cls, (_, dec) in list(records.items()):
-        if all(kind in ("int", "bool", "bytes", "optional_int", "enum")
-               for _, (kind, _) in _plans(record_cls)) and len(fields(record_cls)) > 1:
+        if (
+            all(
+                kind in ("int", "bool", "bytes", "optional_int", "enum")
+                for _, (kind, _) in _plans(record_cls)
+            )
+            and len(fields(record_cls)) > 1
+        ):
             getter = attrgetter(*(f.name for f in fields(record_cls)))
             namespace[f"_enc_{record_cls.__name__}"] = getter
             records[record_cls] = (getter, dec)
@@ -250,8 +255,9 @@ def _schema_fingerprint() -> int:
     parts = []
     for cls in (*MESSAGE_TYPES, *RECORD_TYPES):
         hints = typing.get_type_hints(cls, vars(messages))
-        parts.append(cls.__name__ + "(" + ",".join(
-            f"{f.name}:{hints[f.name]!r}" for f in fields(cls)) + ")")
+        parts.append(
+            cls.__name__ + "(" + ",".join(f"{f.name}:{hints[f.name]!r}" for f in fields(cls)) + ")"
+        )
     return zlib.crc32(";".join(parts).encode())
 
 
@@ -353,8 +359,16 @@ class Hello:
 
 def encode_hello(hello: Hello) -> bytes:
     """The payload of a hello frame, stamped with this build's wire version and schema."""
-    return _packb((HELLO_MAGIC, WIRE_VERSION, SCHEMA_FINGERPRINT,
-                   hello.cluster_id, hello.sender, hello.receiver))
+    return _packb(
+        (
+            HELLO_MAGIC,
+            WIRE_VERSION,
+            SCHEMA_FINGERPRINT,
+            hello.cluster_id,
+            hello.sender,
+            hello.receiver,
+        )
+    )
 
 
 def decode_hello(payload: bytes | bytearray | memoryview) -> Hello:
@@ -374,7 +388,8 @@ def decode_hello(payload: bytes | bytearray | memoryview) -> Hello:
     if version != WIRE_VERSION or fingerprint != SCHEMA_FINGERPRINT:
         raise IncompatiblePeerError(
             f"peer speaks wire version {version!r} with schema {fingerprint!r}; this node "
-            f"speaks version {WIRE_VERSION} with schema {SCHEMA_FINGERPRINT}")
+            f"speaks version {WIRE_VERSION} with schema {SCHEMA_FINGERPRINT}"
+        )
     try:
         return Hello(cluster_id, sender, receiver)
     except ValueError as exc:
@@ -386,8 +401,9 @@ def decode_hello(payload: bytes | bytearray | memoryview) -> Hello:
 
 def _check_max_frame_bytes(max_frame_bytes: int) -> None:
     if not 1 <= max_frame_bytes <= MAX_FRAME_LIMIT_BYTES:
-        raise ValueError(f"max_frame_bytes must be in 1..{MAX_FRAME_LIMIT_BYTES}, "
-                         f"got {max_frame_bytes}")
+        raise ValueError(
+            f"max_frame_bytes must be in 1..{MAX_FRAME_LIMIT_BYTES}, got {max_frame_bytes}"
+        )
 
 
 def frame(payload: bytes, max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES) -> bytes:
@@ -395,7 +411,8 @@ def frame(payload: bytes, max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES) -> byt
     size = len(payload)
     if size > max_frame_bytes:
         raise FrameTooLargeError(
-            f"payload of {size} bytes exceeds the {max_frame_bytes}-byte frame limit")
+            f"payload of {size} bytes exceeds the {max_frame_bytes}-byte frame limit"
+        )
     return _HEADER.pack(size) + payload
 
 
@@ -447,13 +464,14 @@ class FrameDecoder:
                 if size > self._max_frame_bytes:
                     self._failure = FrameTooLargeError(
                         f"peer announced a frame of {size} bytes; the limit is "
-                        f"{self._max_frame_bytes} bytes")
+                        f"{self._max_frame_bytes} bytes"
+                    )
                     buffer.clear()
                     raise self._failure
                 start = position + FRAME_HEADER_BYTES
                 if end - start < size:
                     break
-                payloads.append(view[start:start + size].tobytes())
+                payloads.append(view[start : start + size].tobytes())
                 position = start + size
             if source is not buffer and position < end:
                 buffer += view[position:]

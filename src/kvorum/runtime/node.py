@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import itertools
 import json
 import logging
@@ -52,7 +53,7 @@ from kvorum.core.raft import (
 )
 from kvorum.core.raft.messages import ClientForward, ClientForwardReply
 from kvorum.kv.replies import ErrorReply, Reply, Verbatim
-from kvorum.kv.state_machine import KVStateMachine
+from kvorum.kv.state_machine import KVStateMachine, encode_expire_sweep
 from kvorum.runtime.transport import PeerTransport, TransportConfig
 from kvorum.server.executor import (
     CommitTimeoutError,
@@ -66,6 +67,15 @@ from kvorum.storage.lmdb_engine import LmdbEngine
 from kvorum.storage.raft_log_store import RaftLogStore, open_store
 
 log = logging.getLogger(__name__)
+
+SWEEP_EVERY_TICKS = 50
+"""How often (in ticks) the leader proposes an expiry sweep."""
+SWEEP_KEYS = 1000
+"""Keys one sweep examines."""
+
+
+class DataDirInUseError(RuntimeError):
+    """Another process holds this node's data folder."""
 
 
 class WriteLostError(ExecutorError):
@@ -130,6 +140,13 @@ class RaftNode:
         self.config = config
         self._clock_ms = clock_ms
         config.data_dir.mkdir(parents=True, exist_ok=True)
+        # Two processes on one data folder would interleave WAL appends: refuse the second.
+        self._lock_file = open(config.data_dir / "LOCK", "a+b")  # noqa: SIM115 - held for life
+        try:
+            fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._lock_file.close()
+            raise DataDirInUseError(f"{config.data_dir} is in use by another kvorum node") from None
         self.store: RaftLogStore = open_store(config.data_dir / "raft")
         if self.store.initial.torn_tail is not None:
             log.warning(
@@ -162,6 +179,11 @@ class RaftNode:
         self.started_at = time.monotonic()
         self.last_contact: dict[int, float] = {}
         self.stats = {"proposals": 0, "entries_applied": 0, "fsyncs": 0, "reads": 0, "forwards": 0}
+        self.fatal_error: BaseException | None = None
+        self.on_fatal: Callable[[BaseException], None] | None = None
+        self._sweep_start_key = b""
+        self._ticks = 0
+        self._background: set[asyncio.Task[None]] = set()
 
     # --- start and stop ----------------------------------------------------------------------
 
@@ -208,8 +230,17 @@ class RaftNode:
 
     async def close(self) -> None:
         self._closing = True
-        for task in self._tasks:
+        self._wake.set()
+        for task in self._tasks[1:]:
             task.cancel()
+        if self._tasks:
+            drive = self._tasks[0]
+            # Let the drive task finish the round it is in: a write to the WAL that is under
+            # way in a worker thread must complete before the files are closed.
+            try:
+                await asyncio.wait_for(asyncio.shield(drive), 10)
+            except (TimeoutError, asyncio.CancelledError, Exception):
+                drive.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if self.transport is not None:
             await self.transport.close()
@@ -242,6 +273,19 @@ class RaftNode:
             next_at += interval_s
             await asyncio.sleep(max(0.0, next_at - loop.time()))
             self._submit(self.core.tick)
+            self._ticks += 1
+            if self._ticks % SWEEP_EVERY_TICKS == 0 and self.core.is_leader:
+                sweep = loop.create_task(self._sweep_expired())
+                self._background.add(sweep)
+                sweep.add_done_callback(self._background.discard)
+
+    async def _sweep_expired(self) -> None:
+        """The leader deletes expired keys through the log, so every replica drops them at
+        the same point; replicas never expire keys by their own clocks."""
+        payload = encode_expire_sweep(self.now_ms(), self._sweep_start_key, SWEEP_KEYS)
+        with contextlib.suppress(ExecutorError):
+            (reply,) = await self.write_batch([payload])
+            self._sweep_start_key = reply if isinstance(reply, bytes) else b""
 
     def _on_message(self, msg: Any) -> None:
         self.last_contact[msg.src] = time.monotonic()
@@ -258,11 +302,18 @@ class RaftNode:
         while True:
             await self._wake.wait()
             self._wake.clear()
+            if self._closing:
+                return
             try:
                 await self._round()
-            except Exception:
+            except Exception as exc:
+                # A failed fsync or apply leaves the node unable to promise anything: stop
+                # (a supervisor restarts it from disk) rather than serve on half-broken.
                 log.exception("node %d: fatal error in the drive loop", self.config.node_id)
-                raise
+                self.fatal_error = exc
+                if self.on_fatal is not None:
+                    self.on_fatal(exc)
+                return
 
     async def _round(self) -> None:
         inputs, self._inputs = self._inputs, []
@@ -389,6 +440,8 @@ class RaftNode:
         try:
             return await asyncio.wait_for(asyncio.shield(fut), timeout_ms / 1000)
         except TimeoutError:
+            # Nobody waits any more; mark a later outcome as seen so asyncio does not warn.
+            fut.add_done_callback(lambda f: f.cancelled() or f.exception())
             raise CommitTimeoutError(timeout_ms) from None
 
     def _propose_pending(self) -> None:

@@ -30,6 +30,7 @@ async def serve(config: NodeConfig, on_ready: Callable[[RaftNode], None] | None 
     host, port = parse_address(config.me.client)
     server = RespServer(node, ServerConfig(host=host, port=port))
     stop = asyncio.Event()
+    node.on_fatal = lambda exc: stop.set()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):
@@ -47,6 +48,12 @@ async def serve(config: NodeConfig, on_ready: Callable[[RaftNode], None] | None 
         await server.close()
         await node.close()
         log.info("node %d stopped", config.node_id)
+    if node.fatal_error is not None:
+        raise NodeFailedError(f"node {config.node_id} stopped: {node.fatal_error!r}")
+
+
+class NodeFailedError(RuntimeError):
+    """The node hit an error it cannot serve through (see its log)."""
 
 
 def run(main: Coroutine[Any, Any, None]) -> None:

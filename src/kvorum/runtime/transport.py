@@ -137,28 +137,53 @@ class TransportConfig:
             if peer_id == self.node_id:
                 raise ValueError(f"peers must not include this node itself ({peer_id})")
             parse_address(address)
-        for name in ("max_queue_frames", "max_queue_bytes", "read_chunk_bytes",
-                     "reconnect_base_ms", "reconnect_max_ms", "connect_timeout_ms",
-                     "hello_timeout_ms", "write_timeout_ms"):
+        for name in (
+            "max_queue_frames",
+            "max_queue_bytes",
+            "read_chunk_bytes",
+            "reconnect_base_ms",
+            "reconnect_max_ms",
+            "connect_timeout_ms",
+            "hello_timeout_ms",
+            "write_timeout_ms",
+        ):
             if getattr(self, name) <= 0:
-                raise ValueError(f"TransportConfig.{name} must be positive, "
-                                 f"got {getattr(self, name)}")
+                raise ValueError(
+                    f"TransportConfig.{name} must be positive, got {getattr(self, name)}"
+                )
         if not 1 <= self.max_frame_bytes <= MAX_FRAME_LIMIT_BYTES:
-            raise ValueError(f"max_frame_bytes must be in 1..{MAX_FRAME_LIMIT_BYTES}, "
-                             f"got {self.max_frame_bytes}")
+            raise ValueError(
+                f"max_frame_bytes must be in 1..{MAX_FRAME_LIMIT_BYTES}, got {self.max_frame_bytes}"
+            )
         if self.max_queue_bytes < self.max_frame_bytes + FRAME_HEADER_BYTES:
-            raise ValueError(f"max_queue_bytes ({self.max_queue_bytes}) must hold one frame "
-                             f"of max_frame_bytes ({self.max_frame_bytes}) plus its header")
+            raise ValueError(
+                f"max_queue_bytes ({self.max_queue_bytes}) must hold one frame "
+                f"of max_frame_bytes ({self.max_frame_bytes}) plus its header"
+            )
         if self.reconnect_max_ms < self.reconnect_base_ms:
-            raise ValueError(f"reconnect_max_ms ({self.reconnect_max_ms}) must be at least "
-                             f"reconnect_base_ms ({self.reconnect_base_ms})")
+            raise ValueError(
+                f"reconnect_max_ms ({self.reconnect_max_ms}) must be at least "
+                f"reconnect_base_ms ({self.reconnect_base_ms})"
+            )
 
 
-PEER_COUNTERS = ("sent_frames", "sent_bytes", "dropped_frames", "connects", "reconnects",
-                 "connect_failures", "connections_lost")
+PEER_COUNTERS = (
+    "sent_frames",
+    "sent_bytes",
+    "dropped_frames",
+    "connects",
+    "reconnects",
+    "connect_failures",
+    "connections_lost",
+)
 """Per-peer counters; ``reconnects`` counts successful connections after the first one."""
-NODE_COUNTERS = ("received_frames", "received_bytes", "inbound_connections",
-                 "inbound_rejected", "callback_errors")
+NODE_COUNTERS = (
+    "received_frames",
+    "received_bytes",
+    "inbound_connections",
+    "inbound_rejected",
+    "callback_errors",
+)
 
 
 def backoff_delay_ms(failures: int, base_ms: float, max_ms: float, rng: Random) -> float:
@@ -177,8 +202,18 @@ def backoff_delay_ms(failures: int, base_ms: float, max_ms: float, rng: Random) 
 class _Peer:
     """One destination: its address, its bounded queue, its counters and its sender task."""
 
-    __slots__ = ("address", "connected", "counters", "host", "node_id", "port", "queue",
-                 "queued_bytes", "task", "wakeup")
+    __slots__ = (
+        "address",
+        "connected",
+        "counters",
+        "host",
+        "node_id",
+        "port",
+        "queue",
+        "queued_bytes",
+        "task",
+        "wakeup",
+    )
 
     def __init__(self, node_id: NodeId, address: str) -> None:
         self.node_id = node_id
@@ -193,13 +228,17 @@ class _Peer:
 
     def enqueue(self, data: bytes, config: TransportConfig) -> bool:
         size = len(data)
-        if (len(self.queue) >= config.max_queue_frames
-                or self.queued_bytes + size > config.max_queue_bytes):
+        if (
+            len(self.queue) >= config.max_queue_frames
+            or self.queued_bytes + size > config.max_queue_bytes
+        ):
             if config.drop_policy is DropPolicy.NEWEST:
                 self.counters["dropped_frames"] += 1
                 return False
-            while self.queue and (len(self.queue) >= config.max_queue_frames
-                                  or self.queued_bytes + size > config.max_queue_bytes):
+            while self.queue and (
+                len(self.queue) >= config.max_queue_frames
+                or self.queued_bytes + size > config.max_queue_bytes
+            ):
                 self.queued_bytes -= len(self.queue.popleft())
                 self.counters["dropped_frames"] += 1
         self.queue.append(data)
@@ -241,7 +280,8 @@ class PeerTransport:
         self._on_message = on_message
         self._rng = rng
         self._peers: dict[NodeId, _Peer] = {
-            node_id: _Peer(node_id, address) for node_id, address in config.peers.items()}
+            node_id: _Peer(node_id, address) for node_id, address in config.peers.items()
+        }
         self._counters = dict.fromkeys(NODE_COUNTERS, 0)
         self._server: asyncio.Server | None = None
         self._inbound: set[asyncio.Task[None]] = set()
@@ -266,7 +306,8 @@ class PeerTransport:
             raise TransportClosedError("a transport can be started once")
         host, port = parse_address(self._config.listen)
         self._server = await asyncio.start_server(
-            self._on_inbound, host, port, limit=self._config.read_chunk_bytes)
+            self._on_inbound, host, port, limit=self._config.read_chunk_bytes
+        )
         self._running = True
         for peer in self._peers.values():
             self._spawn(peer)
@@ -358,12 +399,15 @@ class PeerTransport:
 
     def _spawn(self, peer: _Peer) -> None:
         peer.task = asyncio.get_running_loop().create_task(
-            self._run_peer(peer), name=f"kvorum-transport-{self._config.node_id}->{peer.node_id}")
+            self._run_peer(peer), name=f"kvorum-transport-{self._config.node_id}->{peer.node_id}"
+        )
 
     def _backoff_s(self, failures: int) -> float:
         config = self._config
-        return backoff_delay_ms(failures, config.reconnect_base_ms, config.reconnect_max_ms,
-                                self._rng) / 1000.0
+        return (
+            backoff_delay_ms(failures, config.reconnect_base_ms, config.reconnect_max_ms, self._rng)
+            / 1000.0
+        )
 
     async def _run_peer(self, peer: _Peer) -> None:
         """Keep one connection to ``peer`` and write its queue to it, forever."""
@@ -378,8 +422,14 @@ class PeerTransport:
             except (OSError, TimeoutError) as exc:
                 failures += 1
                 peer.counters["connect_failures"] += 1
-                log.debug("node %s: cannot reach node %s at %s (attempt %d): %s",
-                          self._config.node_id, peer.node_id, peer.address, failures, exc)
+                log.debug(
+                    "node %s: cannot reach node %s at %s (attempt %d): %s",
+                    self._config.node_id,
+                    peer.node_id,
+                    peer.address,
+                    failures,
+                    exc,
+                )
                 continue
             connected_s = loop.time()
             peer.counters["connects"] += 1
@@ -396,8 +446,12 @@ class PeerTransport:
                 lived_ms = (loop.time() - connected_s) * 1000.0
                 failures = failures + 1 if lived_ms < self._config.reconnect_max_ms else 1
                 peer.counters["connections_lost"] += 1
-                log.info("node %s: lost connection to node %s: %r",
-                         self._config.node_id, peer.node_id, exc)
+                log.info(
+                    "node %s: lost connection to node %s: %r",
+                    self._config.node_id,
+                    peer.node_id,
+                    exc,
+                )
             finally:
                 peer.connected = False
                 await _close_writer(writer)
@@ -456,11 +510,16 @@ class PeerTransport:
             await self._receive(hello, reader)
         except (CodecError, HandshakeError) as exc:
             self._counters["inbound_rejected"] += 1
-            log.warning("node %s: closing inbound connection from %s: %s",
-                        self._config.node_id, peername, exc)
+            log.warning(
+                "node %s: closing inbound connection from %s: %s",
+                self._config.node_id,
+                peername,
+                exc,
+            )
         except (OSError, TimeoutError, asyncio.IncompleteReadError) as exc:
-            log.debug("node %s: inbound connection from %s ended: %r",
-                      self._config.node_id, peername, exc)
+            log.debug(
+                "node %s: inbound connection from %s ended: %r", self._config.node_id, peername, exc
+            )
         except asyncio.CancelledError:
             # Only close() cancels these tasks. Python 3.11's start_server callback calls
             # task.exception() on the finished task, which raises for a cancelled one and
@@ -483,11 +542,15 @@ class PeerTransport:
                 raise DecodeError(f"first frame of {size} bytes is not a hello")
             hello = decode_hello(await reader.readexactly(size))
         if hello.cluster_id != self._config.cluster_id:
-            raise HandshakeError(f"node {hello.sender} belongs to cluster {hello.cluster_id!r}, "
-                                 f"not {self._config.cluster_id!r}")
+            raise HandshakeError(
+                f"node {hello.sender} belongs to cluster {hello.cluster_id!r}, "
+                f"not {self._config.cluster_id!r}"
+            )
         if hello.receiver != self._config.node_id:
-            raise HandshakeError(f"node {hello.sender} dialled node {hello.receiver} but reached "
-                                 f"node {self._config.node_id} (stale address?)")
+            raise HandshakeError(
+                f"node {hello.sender} dialled node {hello.receiver} but reached "
+                f"node {self._config.node_id} (stale address?)"
+            )
         return hello
 
     async def _receive(self, hello: Hello, reader: asyncio.StreamReader) -> None:
@@ -505,7 +568,8 @@ class PeerTransport:
                 if msg.src != hello.sender or msg.dst != node_id:
                     raise HandshakeError(
                         f"connection from node {hello.sender} to node {node_id} carried a "
-                        f"{type(msg).__name__} from {msg.src} to {msg.dst}")
+                        f"{type(msg).__name__} from {msg.src} to {msg.dst}"
+                    )
                 counters["received_frames"] += 1
                 try:
                     self._on_message(msg)
@@ -521,7 +585,8 @@ class PeerTransport:
         totals = dict(self._counters)
         for name in PEER_COUNTERS:
             totals[name] = self._retired_counters[name] + sum(
-                p.counters[name] for p in self._peers.values())
+                p.counters[name] for p in self._peers.values()
+            )
         totals["queued_frames"] = sum(len(p.queue) for p in self._peers.values())
         totals["queued_bytes"] = sum(p.queued_bytes for p in self._peers.values())
         return totals
@@ -529,7 +594,10 @@ class PeerTransport:
     def peer_metrics(self) -> dict[NodeId, dict[str, int]]:
         """Per peer: its counters plus its current queue depth in frames and bytes."""
         return {
-            node_id: {**peer.counters, "queued_frames": len(peer.queue),
-                      "queued_bytes": peer.queued_bytes}
+            node_id: {
+                **peer.counters,
+                "queued_frames": len(peer.queue),
+                "queued_bytes": peer.queued_bytes,
+            }
             for node_id, peer in self._peers.items()
         }

@@ -69,7 +69,9 @@ class FaultSchedule:
             return
         roll = world.rng.random()
         if roll < self.leader_crash_p:
-            when = world.rng.randint(500, 20_000)
+            # Log-uniform from 0.1 ms to 20 ms: as often before its first round trip
+            # completes as after, since "before" is where the delicate states are.
+            when = int(100 * 200 ** world.rng.random())
             world.after(when, lambda: self._crash_node(node_id))
         elif roll < 2 * self.leader_crash_p and "partition" in self.faults:
             # ...or is cut off while clients keep writing to it: its log grows a suffix of
