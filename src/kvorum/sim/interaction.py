@@ -42,7 +42,6 @@ from kvorum.core.raft import (
     ProposalDropped,
     RaftConfig,
     RaftCore,
-    RaftReady,
     Role,
     Snapshot,
 )
@@ -60,6 +59,7 @@ from kvorum.core.raft.messages import (
     RequestVoteResponse,
     TimeoutNow,
 )
+from kvorum.sim.memory_storage import MemoryStorage
 
 MAX_DELIVERIES_PER_STABILIZE = 10_000
 """A ``stabilize`` that has not gone quiet after this many deliveries is a livelock (an error)."""
@@ -141,30 +141,6 @@ def format_hard_state(hs: HardState) -> str:
 
 
 # --- storage and state machine -----------------------------------------------------------------
-
-
-@dataclass(slots=True)
-class MemoryStorage:
-    """What survives a crash: hard state, the newest snapshot and the log after it."""
-
-    hard_state: HardState = field(default_factory=HardState)
-    snapshot: Snapshot | None = None
-    entries: list[Entry] = field(default_factory=list)
-
-    def save(self, rd: RaftReady) -> None:
-        """Persist a ready's writes (an installed snapshot replaces the whole log)."""
-        if rd.snapshot is not None:
-            self.snapshot = rd.snapshot
-            self.entries = []
-        if rd.hard_state is not None:
-            self.hard_state = rd.hard_state
-        if rd.entries:
-            first = rd.entries[0].index
-            self.entries = [e for e in self.entries if e.index < first] + list(rd.entries)
-
-    def compact(self, snapshot: Snapshot) -> None:
-        self.snapshot = snapshot
-        self.entries = [e for e in self.entries if e.index > snapshot.meta.index]
 
 
 def encode_state(applied: Sequence[tuple[int, bytes]]) -> bytes:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -29,7 +29,6 @@ from kvorum.core.raft import (
     ConfState,
     Entry,
     EntryKind,
-    HardState,
     NotLeader,
     ProposalDropped,
     RaftConfig,
@@ -38,42 +37,11 @@ from kvorum.core.raft import (
     Snapshot,
 )
 from kvorum.sim.linearizability import Cas, Operation, Read, Write
+from kvorum.sim.memory_storage import MemoryStorage
 from kvorum.sim.world import Network, World
 
 TICK_US = 10_000
 """A nominal tick is 10 ms of virtual time; a drifting clock makes it longer or shorter."""
-
-
-@dataclass(slots=True)
-class MemoryStorage:
-    """What survives a crash: hard state, the snapshot and the log after it."""
-
-    hard_state: HardState = field(default_factory=HardState)
-    snapshot: Snapshot | None = None
-    entries: list[Entry] = field(default_factory=list)
-
-    def save(self, rd: RaftReady) -> None:
-        if rd.snapshot is not None:
-            # An installed snapshot replaces the whole log (the core dropped its own).
-            self.snapshot = rd.snapshot
-            self.entries = []
-        if rd.hard_state is not None:
-            self.hard_state = rd.hard_state
-        if rd.entries:
-            first = rd.entries[0].index
-            self.entries = [e for e in self.entries if e.index < first] + list(rd.entries)
-
-    def compact(self, snapshot: Snapshot) -> None:
-        self.snapshot = snapshot
-        self.entries = [e for e in self.entries if e.index > snapshot.meta.index]
-
-    def term_at(self, index: int) -> int | None:
-        if self.snapshot is not None and index == self.snapshot.meta.index:
-            return self.snapshot.meta.term
-        base = self.entries[0].index if self.entries else 0
-        if self.entries and base <= index < base + len(self.entries):
-            return self.entries[index - base].term
-        return None
 
 
 @dataclass(slots=True)
