@@ -24,19 +24,18 @@ two runs) must agree on where a key lives.
 
 from __future__ import annotations
 
-import bisect
-import hashlib
 import math
 from collections.abc import Iterable, Sequence
 
 from kvorum.balance._backend import Backend, BalancerError
 from kvorum.balance._base import Balancer
 from kvorum.balance._health import PassiveHealth
+from kvorum.sharding import HashRing, hash64
 
 
 def stable_hash64(data: bytes) -> int:
     """A 64-bit hash of ``data`` that is the same in every process and on every machine."""
-    return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "big")
+    return hash64(data)
 
 
 class KeyHash(Balancer):
@@ -72,15 +71,15 @@ class ConsistentHashBoundedLoad(Balancer):
             )
         self._vnodes_per_weight = vnodes_per_weight
         self._load_factor = load_factor
-        # The ring: sorted (point, backend name); ties on a point break by name, so every
-        # process builds the same ring from the same backends.
-        self._ring: list[tuple[int, str]] = []
+        # The same ring kvorum.sharding places shards with (BLAKE2b points, ties broken by
+        # name, so every process builds the same ring from the same backends).
+        self._ring: HashRing | None = None
         super().__init__(backends, health=health)
 
     def home(self, key: bytes) -> Backend:
         """The backend that owns ``key`` on the ring, ignoring health and load."""
-        index = bisect.bisect_left(self._ring, (stable_hash64(key), ""))
-        return self._backends[self._ring[index % len(self._ring)][1]]
+        assert self._ring is not None  # a balancer always has a backend
+        return self._backends[self._ring.lookup(key)]
 
     def capacity(self, backend: Backend, eligible: Sequence[Backend]) -> float:
         """How many requests ``backend`` may have in flight before the next one walks on.
@@ -93,18 +92,18 @@ class ConsistentHashBoundedLoad(Balancer):
         total_weight = sum(b.weight for b in eligible)
         return math.ceil(self._load_factor * total_active * backend.weight / total_weight)
 
-    def _points(self, backend: Backend) -> list[tuple[int, str]]:
-        count = self._vnodes_per_weight * backend.weight
-        return [
-            (stable_hash64(f"{backend.name}#{i}".encode()), backend.name) for i in range(count)
-        ]
-
     def _added(self, backend: Backend) -> None:
-        for point in self._points(backend):
-            bisect.insort(self._ring, point)
+        if self._ring is None:
+            self._ring = HashRing({backend.name: backend.weight}, vnodes=self._vnodes_per_weight)
+        else:
+            self._ring.add_node(backend.name, backend.weight)
 
     def _removed(self, backend: Backend) -> None:
-        self._ring = [point for point in self._ring if point[1] != backend.name]
+        assert self._ring is not None
+        if len(self._ring.nodes) == 1:
+            self._ring = None  # the ring cannot be empty; the next add builds a new one
+        else:
+            self._ring.remove_node(backend.name)
 
     def _choose(self, eligible: Sequence[Backend], key: bytes | None, now_ms: float) -> Backend:
         assert key is not None  # pick() enforces needs_key
@@ -112,10 +111,8 @@ class ConsistentHashBoundedLoad(Balancer):
         full: set[str] = set()
         if self._load_factor is not None:
             full = {b.name for b in eligible if self._active[b.name] >= self.capacity(b, eligible)}
-        start = bisect.bisect_left(self._ring, (stable_hash64(key), ""))
-        size = len(self._ring)
-        for step in range(size):
-            name = self._ring[(start + step) % size][1]
+        assert self._ring is not None
+        for name in self._ring.clockwise(key):
             if name in by_name and name not in full:
                 return by_name[name]
         # Unreachable: the caps add up to more than the load, so someone has room, and every
