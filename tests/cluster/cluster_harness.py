@@ -39,7 +39,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from kvorum.kv.commands import decode_write
-from kvorum.storage.wal import RECORD_HEADER, RecordType
+from kvorum.storage.wal import RECORD_HEADER, RecordType, encode_record
 
 T = TypeVar("T")
 
@@ -416,18 +416,24 @@ def wal_segments(data_dir: Path) -> list[Path]:
 
 
 def wal_records(segment: Path) -> list[WalRecord]:
-    """Every record in ``segment``, in file order (the file must be intact)."""
+    """Every record in ``segment``, in file order; ValueError at the first byte that is not a
+    well-framed record with a correct checksum (so a clean parse means no garbage is left)."""
     data = segment.read_bytes()
     records = []
     pos = 0
     while pos < len(data):
+        if len(data) - pos < RECORD_HEADER.size:
+            raise ValueError(f"{segment}: short record header at {pos}")
         length, type_byte, _crc = RECORD_HEADER.unpack_from(data, pos)
         start = pos + RECORD_HEADER.size
         end = start + length
-        if end > len(data):
-            raise ValueError(f"{segment}: record at {pos} runs past the end of the file")
-        fields = msgpack.unpackb(data[start:end])
-        records.append(WalRecord(pos, end, RecordType(type_byte), fields))
+        if type_byte not in {int(t) for t in RecordType} or end > len(data):
+            raise ValueError(f"{segment}: no record at {pos}")
+        record_type = RecordType(type_byte)
+        # Re-framing the payload reproduces the exact bytes only if the checksum is right.
+        if encode_record(record_type, data[start:end]) != data[pos:end]:
+            raise ValueError(f"{segment}: bad checksum in the record at {pos}")
+        records.append(WalRecord(pos, end, record_type, msgpack.unpackb(data[start:end])))
         pos = end
     return records
 
