@@ -30,6 +30,7 @@ import json
 import logging
 import os
 import random
+import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -84,6 +85,61 @@ class WriteLostError(ExecutorError):
 
     def __init__(self) -> None:
         super().__init__("TRYAGAIN leader changed before the write committed; it was not applied")
+
+
+class EngineGuard:
+    """Decides whether the state-machine engine can be trusted after a restart.
+
+    The node runs LMDB without flushing at commit: the WAL already made every entry durable
+    before it was applied, so fsyncing LMDB too would double the disk work on the hot path.
+    A process crash loses nothing (the page cache outlives the process); an operating-system
+    crash can leave LMDB's file corrupt. So the guard records, while the node runs, the
+    kernel's boot id and "not shut down cleanly". At the next start, an unclean record from
+    another boot (or an unknown one) means the machine went down under us: the engine is
+    discarded and rebuilt from the latest snapshot plus the WAL, which hold everything.
+    """
+
+    BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
+
+    def __init__(self, data_dir: Path) -> None:
+        self._file = data_dir / "engine-state.json"
+        boot = self._boot_id()
+        try:
+            previous = json.loads(self._file.read_text())
+        except (OSError, ValueError):
+            previous = None
+        kv_dir = data_dir / "kv"
+        if (
+            previous is not None
+            and not previous.get("clean")
+            and (boot is None or previous.get("boot_id") != boot)
+        ):
+            log.warning(
+                "%s: unclean shutdown across a reboot; rebuilding the engine from the "
+                "snapshot and the WAL",
+                data_dir,
+            )
+            shutil.rmtree(kv_dir, ignore_errors=True)
+        self._boot = boot
+        self._write(clean=False)
+
+    def closed_cleanly(self) -> None:
+        self._write(clean=True)
+
+    def _write(self, clean: bool) -> None:
+        tmp = self._file.with_suffix(".tmp")
+        with open(tmp, "w") as f:
+            json.dump({"boot_id": self._boot, "clean": clean}, f)
+            f.flush()
+            os.fsync(f.fileno())
+        tmp.replace(self._file)
+
+    @classmethod
+    def _boot_id(cls) -> str | None:
+        try:
+            return cls.BOOT_ID.read_text().strip() or None
+        except OSError:
+            return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,7 +210,8 @@ class RaftNode:
                 config.node_id,
                 self.store.initial.torn_tail,
             )
-        self.engine = LmdbEngine(config.data_dir / "kv")
+        self._engine_guard = EngineGuard(config.data_dir)
+        self.engine = LmdbEngine(config.data_dir / "kv", sync=False)
         self.machine = KVStateMachine(self.engine)
         self.store.restore_engine_if_behind(self.engine)
         self.addresses: dict[int, PeerAddress] = dict(config.peers)
@@ -248,7 +305,10 @@ class RaftNode:
             if not fut.done():
                 fut.set_exception(NoLeaderError())
         self.store.close()
+        self.engine.flush()
         self.engine.close()
+        self._engine_guard.closed_cleanly()
+        self._lock_file.close()
 
     def _all_futures(self) -> list[asyncio.Future[Any]]:
         futs: list[asyncio.Future[Any]] = [w.future for w in self._pending_writes]

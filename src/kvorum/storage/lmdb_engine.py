@@ -29,7 +29,15 @@ is exactly the state after some earlier batch and says which. The WAL keeps ever
 the latest snapshot, so the node re-applies from ``applied_index() + 1``; and if LMDB fell
 behind the snapshot itself (whose entries the WAL may have deleted) the node first restores it
 from the snapshot file (:meth:`kvorum.storage.raft_log_store.RaftLogStore.
-restore_engine_if_behind`). LMDB's ``sync=False`` is never used: it can corrupt the file.
+restore_engine_if_behind`).
+
+LMDB's ``sync=False`` (nothing flushed at commit) is offered for one use only. It survives a
+*process* crash intact — committed pages are in the operating system's page cache, which the
+next process sees — but after an *operating-system* crash the file may be corrupt. The node
+uses it because its WAL already makes every entry durable before it is applied: it records
+the machine's boot id while it runs, and when it finds it did not shut down cleanly under a
+different boot, it discards the engine and rebuilds it from the snapshot and the WAL
+(:mod:`kvorum.runtime.node`). :meth:`LmdbEngine.flush` forces everything to disk.
 """
 
 from __future__ import annotations
@@ -73,8 +81,13 @@ class LmdbEngine:
         *,
         map_bytes: int = DEFAULT_MAP_BYTES,
         fsync_commits: bool = True,
+        sync: bool = True,
     ) -> None:
-        """Open (or create) the LMDB environment in directory ``path``."""
+        """Open (or create) the LMDB environment in directory ``path``.
+
+        ``sync=False`` flushes nothing at commit (see "Durability" above): only for a node
+        that rebuilds the engine from its snapshot and WAL after an operating-system crash.
+        """
         if map_bytes <= 0:
             raise ValueError(f"map_bytes must be positive, got {map_bytes}")
         self._path = Path(path)
@@ -84,8 +97,8 @@ class LmdbEngine:
             map_size=map_bytes,
             subdir=True,
             max_dbs=2,
-            sync=True,
-            metasync=fsync_commits,
+            sync=sync,
+            metasync=fsync_commits and sync,
         )
         self._data = self._env.open_db(b"data")
         self._meta = self._env.open_db(b"meta")
@@ -93,6 +106,11 @@ class LmdbEngine:
         self._readers = 0
         self._readers_changed = threading.Condition()
         self._closed = False
+
+    def flush(self) -> None:
+        """Force every committed transaction to disk (for ``sync=False`` environments)."""
+        self._check_open()
+        self._env.sync(True)
 
     # --- reads ---------------------------------------------------------------------------
 
