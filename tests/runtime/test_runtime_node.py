@@ -16,6 +16,7 @@ import msgpack
 import pytest
 
 from kvorum.kv.commands import CommandSpec, check_command, encode_write
+from kvorum.kv.replies import Reply
 from kvorum.runtime.node import EngineGuard, NodeConfig, PeerAddress, RaftNode
 from kvorum.server.executor import Consistency
 
@@ -61,7 +62,7 @@ async def run_writes(config: NodeConfig, count: int) -> list[object]:
         await node.close()
 
 
-async def read_all(config: NodeConfig, count: int) -> list[object]:
+async def read_all(config: NodeConfig, count: int) -> list[Reply]:
     node = RaftNode(config)
     await node.start()
     try:
