@@ -103,12 +103,6 @@ def test_a_node_is_added_serves_old_data_and_is_removed(tmp_path: Path) -> None:
                 assert client.get("after-removal") == b"yes"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG (runtime/node.py): the initial voters come only from --peers and are never in "
-    "the log, so a node that joins and replays the log from index 1 (no snapshot yet) "
-    "believes the voters are just [4] — and, alone, elects itself and acknowledges writes",
-)
 def test_a_joined_node_knows_every_voter_and_cannot_commit_alone(tmp_path: Path) -> None:
     with Cluster(tmp_path, 3) as cluster:
         cluster.start_all()

@@ -45,6 +45,7 @@ from kvorum.core.raft import (
     ConfState,
     Entry,
     EntryKind,
+    HardState,
     NotLeader,
     ProposalDropped,
     RaftConfig,
@@ -213,6 +214,7 @@ class RaftNode:
         self._engine_guard = EngineGuard(config.data_dir)
         self.engine = LmdbEngine(config.data_dir / "kv", sync=False)
         self.machine = KVStateMachine(self.engine)
+        self._bootstrap_if_new()
         self.store.restore_engine_if_behind(self.engine)
         self.addresses: dict[int, PeerAddress] = dict(config.peers)
         book = config.data_dir / "addresses.json"
@@ -244,12 +246,36 @@ class RaftNode:
 
     # --- start and stop ----------------------------------------------------------------------
 
+    def _bootstrap_if_new(self) -> None:
+        """A brand-new member of a new cluster writes the initial membership into its log.
+
+        Every initial member writes the same entries (term 1, one ADD_VOTER per member,
+        committed), as etcd does, so the log alone says who votes: a node that joins later
+        and replays the log from the start learns the voters from it.
+        """
+        init = self.store.initial
+        if self.config.join or init.snapshot is not None or init.last_index or init.hard_state.term:
+            return
+        entries = [
+            Entry(
+                1,
+                i + 1,
+                ConfChange(ConfChangeKind.ADD_VOTER, node_id).encode(),
+                EntryKind.CONF_CHANGE,
+            )
+            for i, node_id in enumerate(sorted(self.config.peers))
+        ]
+        self.store.save(HardState(term=1, vote=None, commit=len(entries)), entries)
+        self.store.close()
+        self.store = open_store(self.config.data_dir / "raft")
+
     def _build_core(self) -> RaftCore:
         init = self.store.initial
         snapshot = None
         if init.snapshot is not None:
             snapshot = Snapshot(init.snapshot, b"".join(self.store.snapshot_chunks()))
-        voters = frozenset() if self.config.join else frozenset(self.config.peers)
+        # The membership is in the log (bootstrap entries and later changes) or the snapshot.
+        voters: frozenset[int] = frozenset()
         for e in init.entries:
             if e.kind is EntryKind.CONF_CHANGE:
                 self._learn_address(ConfChange.decode(e.data))

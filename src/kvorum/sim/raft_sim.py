@@ -37,6 +37,8 @@ class SimOptions:
     fault_gap_ticks: int = 25
     leader_crash_p: float = 0.15
     """With crash faults: the chance that a new leader is crashed moments after it wins."""
+    max_clock_drift: float = 0.1
+    """Clock faults slow or speed a node's ticks by up to this fraction."""
     max_entries_per_append: int | None = None
     """Fix the batch size instead of letting the seed choose it."""
     """Mean time between injected faults; smaller is harsher."""
@@ -93,6 +95,7 @@ def run_seed(seed: int, options: SimOptions) -> SimResult:
         chaos_end,
         options.fault_gap_ticks * TICK_US,
         options.leader_crash_p,
+        options.max_clock_drift,
     )
     cluster.start()
     cluster.start_clients()

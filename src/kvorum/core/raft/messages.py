@@ -34,6 +34,9 @@ class ConfChangeKind(IntEnum):
     ADD_LEARNER = 0
     PROMOTE = 1
     REMOVE = 2
+    ADD_VOTER = 3
+    """Used to write a new cluster's initial members into its log (bootstrap), so that the
+    log alone says who votes — a node that joins later learns it by replaying the log."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +80,10 @@ class ConfState:
                 return self
             auto = self.auto_promote | {n} if change.auto_promote else self.auto_promote
             return ConfState(self.voters, self.learners | {n}, auto)
+        if change.kind is ConfChangeKind.ADD_VOTER:
+            if n in self.voters:
+                return self
+            return ConfState(self.voters | {n}, self.learners - {n}, self.auto_promote - {n})
         if change.kind is ConfChangeKind.PROMOTE:
             if n not in self.learners:
                 return self

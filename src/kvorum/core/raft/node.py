@@ -307,6 +307,8 @@ class RaftCore:
         n = change.node_id
         if change.kind is ConfChangeKind.ADD_LEARNER and n in self.conf.members:
             raise ProposalDropped(f"node {n} is already a member")
+        if change.kind is ConfChangeKind.ADD_VOTER:
+            raise ProposalDropped("add servers as learners; they are promoted once caught up")
         if change.kind is ConfChangeKind.PROMOTE and n not in self.conf.learners:
             raise ProposalDropped(f"node {n} is not a learner")
         if change.kind is ConfChangeKind.REMOVE:
