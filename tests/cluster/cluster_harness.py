@@ -38,6 +38,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from kvorum.core.raft import EntryKind
 from kvorum.kv.commands import decode_write
 from kvorum.storage.wal import RECORD_HEADER, RecordType, encode_record
 
@@ -440,10 +441,13 @@ def wal_records(segment: Path) -> list[WalRecord]:
 
 def entry_set_keys(record: WalRecord) -> list[str]:
     """The keys a normal entry's SET commands write (an entry packs a batch of writes)."""
-    if record.record_type is not RecordType.ENTRY or not record.fields[3]:
+    if record.record_type is not RecordType.ENTRY:
         return []
+    _term, _index, kind, data = record.fields
+    if kind != EntryKind.NORMAL or not data:
+        return []  # membership changes and leaders' no-ops
     keys = []
-    for payload in msgpack.unpackb(record.fields[3]):
+    for payload in msgpack.unpackb(data):
         _now_ms, args = decode_write(payload)
         if args[0] == b"set":
             keys.append(args[1].decode())
