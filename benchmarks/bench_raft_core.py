@@ -179,15 +179,15 @@ class CoreCluster:
                 if first <= len(host.log):
                     del host.log[first - 1 :]  # the core replaced a suffix
                 host.log.extend(rd.entries)
-            for msg in rd.messages:
+            for msg in rd.all_messages:
                 if type(msg) is AppendEntries:
                     if msg.entries:
                         self.appends_with_entries += 1
                         self.entries_in_appends += len(msg.entries)
                     else:
                         self.empty_appends += 1
-            self.messages += len(rd.messages)
-            self.queue.extend(rd.messages)
+            self.messages += len(rd.all_messages)
+            self.queue.extend(rd.all_messages)
             host.applied_entries += len(rd.committed_entries)
             core.advance(rd)
 

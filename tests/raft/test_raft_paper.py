@@ -60,7 +60,7 @@ def drain(core: RaftCore) -> RaftReady:
 
 
 def sent(rd: RaftReady, kind: type) -> list[Any]:
-    return [m for m in rd.messages if isinstance(m, kind)]
+    return [m for m in rd.all_messages if isinstance(m, kind)]
 
 
 def become_candidate(core: RaftCore) -> None:

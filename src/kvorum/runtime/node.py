@@ -416,21 +416,24 @@ class RaftNode:
             self._wake.set()
 
     async def _handle_ready(self, rd: RaftReady) -> None:
+        # A leader's appends go out first, while its own fsync runs (thesis §10.2.1).
+        self._send_all(rd.early_messages)
         if rd.snapshot is not None:
             await asyncio.to_thread(self._install_snapshot, rd.snapshot)
-        if rd.hard_state is not None or rd.entries:
+        if rd.must_sync:
             for e in rd.entries:
                 if e.kind is EntryKind.CONF_CHANGE:
                     self._learn_address(ConfChange.decode(e.data))
+            # The fsync runs in a worker thread so this loop keeps reading sockets; whatever
+            # arrives meanwhile joins the next batch (group commit).
             await asyncio.to_thread(self.store.save, rd.hard_state, rd.entries)
             self.stats["fsyncs"] += 1
-        assert self.transport is not None
-        for msg in rd.messages:
-            with contextlib.suppress(Exception):  # an unknown peer: Raft tolerates a lost message
-                self.transport.send(msg)
+        # else: at most the commit index moved, which Raft treats as volatile; it is written
+        # with the next batch that must be synced anyway.
+        self._send_all(rd.messages)
         if rd.committed_entries:
-            results = await asyncio.to_thread(self._apply, rd.committed_entries)
-            for entry, replies in results:
+            # LMDB commits without flushing, so applying is quick enough to do right here.
+            for entry, replies in self._apply(rd.committed_entries):
                 self._resolve_proposal(entry, replies)
         for rs in rd.read_states:
             for requests, fut in self._reads_by_ctx.pop(rs.ctx, []):
@@ -443,8 +446,14 @@ class RaftNode:
         if not self.core.is_leader:
             self._fail_forwarded_if_leaderless()
 
+    def _send_all(self, messages: list[Any]) -> None:
+        assert self.transport is not None
+        for msg in messages:
+            with contextlib.suppress(Exception):  # an unknown peer: Raft tolerates a lost message
+                self.transport.send(msg)
+
     def _apply(self, entries: list[Entry]) -> list[tuple[Entry, list[Reply] | None]]:
-        """Runs in a worker thread: apply committed entries to the state machine."""
+        """Apply committed entries to the state machine, one engine transaction each."""
         out: list[tuple[Entry, list[Reply] | None]] = []
         for e in entries:
             if e.index <= self.engine.applied_index():

@@ -309,7 +309,7 @@ class InteractionEnv:
             if rd.entries:
                 self._print(f"{nid}: persist entries [{' '.join(map(format_entry, rd.entries))}]")
             node.storage.save(rd)
-            for msg in rd.messages:
+            for msg in rd.all_messages:
                 self._print(format_message(msg))
                 self.queue.append(msg)
                 self.sent.append(msg)

@@ -183,6 +183,7 @@ class SimNode:
             self.cluster.observe_ready(self, rd)
             persist = rd.hard_state is not None or bool(rd.entries) or rd.snapshot is not None
             unsafe = self.cluster.switches.send_before_persist
+            self._send_early(rd)
             if persist and self.disk_latency_us > 0:
                 self.busy = True
                 if unsafe:
@@ -210,6 +211,11 @@ class SimNode:
         self.busy = False
         self._finish(rd)
         self.process_ready()
+
+    def _send_early(self, rd: RaftReady) -> None:
+        # A leader's appends may race its own fsync (thesis §10.2.1); the checkers judge it.
+        for msg in rd.early_messages:
+            self.cluster.network.send(msg)
 
     def _send(self, rd: RaftReady) -> None:
         for msg in rd.messages:

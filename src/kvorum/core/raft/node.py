@@ -125,7 +125,16 @@ class ReadState:
 class RaftReady(Ready):
     """What the driver must do, in this order: persist, send, apply; then ``advance``."""
 
+    early_messages: list[Any] = field(default_factory=list)
+    """A leader's appends and heartbeats, which may be sent *before* this ready is persisted
+    (thesis §10.2.1: the leader writes its own disk in parallel with replicating). Safe
+    because the leader counts its own copy of an entry only once ``advance`` reports it
+    durable, and because nothing in them depends on this ready's term or vote."""
     hard_state: HardState | None = None
+    must_sync: bool = False
+    """Whether the writes must be fsynced before ``messages`` go out: new entries, a
+    snapshot, or a changed term or vote. A hard state that only moves the commit index
+    need not be (the commit index is volatile state in Raft; it is relearnt)."""
     entries: list[Entry] = field(default_factory=list)
     """Append these; any persisted entry at or after ``entries[0].index`` is replaced."""
     snapshot: Snapshot | None = None
@@ -134,6 +143,14 @@ class RaftReady(Ready):
     read_states: list[ReadState] = field(default_factory=list)
     failed_reads: list[int] = field(default_factory=list)
     """Contexts of reads that cannot be served here (no leader, leadership lost)."""
+
+    @property
+    def all_messages(self) -> list[Any]:
+        """Every message, for drivers that send everything after persisting."""
+        return self.early_messages + self.messages if self.early_messages else self.messages
+
+
+_EARLY_TYPES = (AppendEntries, Heartbeat, InstallSnapshot)
 
 
 @dataclass(slots=True)
@@ -402,14 +419,23 @@ class RaftCore:
         if self._heartbeat_wanted and self.role is Role.LEADER:
             self._broadcast_heartbeat()
         self._heartbeat_wanted = False
+        persisted = self._persisted_hs
+        vote_changed = persisted.term != self.term or persisted.vote != self.vote
+        messages, early = self._msgs, []
+        if self.role is Role.LEADER and not vote_changed:
+            early = [m for m in messages if isinstance(m, _EARLY_TYPES)]
+            if early:
+                messages = [m for m in messages if not isinstance(m, _EARLY_TYPES)]
         rd = RaftReady(
-            messages=self._msgs,
+            messages=messages,
+            early_messages=early,
             hard_state=self.hard_state if self._hard_state_changed() else None,
             entries=self.log.unstable_entries(),
             snapshot=self._snapshot_to_install,
             read_states=self._read_states,
             failed_reads=self._failed_reads,
         )
+        rd.must_sync = vote_changed or bool(rd.entries) or rd.snapshot is not None
         if self.log.committed > self.log.applied:
             hi = min(self.log.committed, self.log.applied + self.config.max_apply_entries)
             rd.committed_entries = self.log.slice(self.log.applied + 1, hi + 1)
