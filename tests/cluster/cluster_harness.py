@@ -23,6 +23,7 @@ import contextlib
 import json
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -395,6 +396,52 @@ class Writer:
                 with self._lock:
                     self.acked[key] = value
                     self.acked_at_s.append(time.monotonic())
+
+
+class ResettingPeer:
+    """Stands in for a node on its Raft port: accepts each dialler, reads its hello, then
+    resets the connection (an RST, as the kernel sends when a process dies with unread data).
+
+    Used as a context manager; :attr:`resets` counts the connections it reset.
+    """
+
+    def __init__(self, port: int) -> None:
+        self.resets = 0
+        self._listener = socket.create_server((HOST, port))
+        self._listener.settimeout(0.05)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="resetting-peer", daemon=True)
+        self._thread.start()
+
+    def __enter__(self) -> ResettingPeer:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+        self._listener.close()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._listener.accept()
+            except TimeoutError:
+                continue
+            with conn:
+                conn.settimeout(1.0)
+                with contextlib.suppress(OSError):
+                    conn.recv(4096)
+                # Linger on, timeout 0: close() sends RST instead of FIN.
+                conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.resets += 1
 
 
 # --- WAL files ---------------------------------------------------------------------------------
