@@ -18,12 +18,6 @@ import pytest
 from cluster_harness import Cluster, ResettingPeer, missing_or_wrong, wait_until
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG (runtime/transport.py _run_peer): under uvloop, writing to a connection the "
-    "peer reset raises RuntimeError ('handler is closed'), not OSError, so the sender task "
-    "dies silently and that peer is never redialled; a restarted node then hears nothing",
-)
 def test_a_node_behind_reset_connections_is_redialled(tmp_path: Path) -> None:
     with Cluster(tmp_path, 3) as cluster:
         with ResettingPeer(cluster.ports[3].raft_port) as stand_in:

@@ -32,6 +32,7 @@ import os
 import random
 import shutil
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -229,7 +230,8 @@ class RaftNode:
         self._pending_reads: list[_Read] = []
         self._reads_by_ctx: dict[int, list[_Read]] = {}
         self._reads_ready: list[tuple[int, Requests, ReplyFuture]] = []
-        self._forwarded: dict[int, asyncio.Future[list[Reply]]] = {}
+        self._forwarded: dict[int, list[_PendingWrite]] = {}
+        self._deadlines: deque[tuple[float, ReplyFuture]] = deque()
         self._ids = itertools.count(1)
         self._snapshotting = False
         self._tasks: list[asyncio.Task[None]] = []
@@ -342,7 +344,7 @@ class RaftNode:
         futs += [f for _, f in self._pending_reads]
         futs += [f for reads in self._reads_by_ctx.values() for _, f in reads]
         futs += [f for _, _, f in self._reads_ready]
-        futs += list(self._forwarded.values())
+        futs += [w.future for ws in self._forwarded.values() for w in ws]
         return futs
 
     # --- inputs ------------------------------------------------------------------------------
@@ -359,6 +361,7 @@ class RaftNode:
             next_at += interval_s
             await asyncio.sleep(max(0.0, next_at - loop.time()))
             self._submit(self.core.tick)
+            self._expire_requests()
             self._ticks += 1
             if self._ticks % SWEEP_EVERY_TICKS == 0 and self.core.is_leader:
                 sweep = loop.create_task(self._sweep_expired())
@@ -440,11 +443,8 @@ class RaftNode:
                 self._reads_ready.append((rs.index, requests, fut))
         for ctx in rd.failed_reads:
             for _, fut in self._reads_by_ctx.pop(ctx, []):
-                if not fut.done():
-                    fut.set_exception(NoLeaderError())
+                _fail(fut, NoLeaderError())
         self.core.advance(rd)
-        if not self.core.is_leader:
-            self._fail_forwarded_if_leaderless()
 
     def _send_all(self, messages: list[Any]) -> None:
         assert self.transport is not None
@@ -530,14 +530,30 @@ class RaftNode:
         self._submit(lambda: self._pending_writes.append(_PendingWrite(payloads, fut)))
         return await self._await(fut)
 
-    async def _await(self, fut: asyncio.Future[list[Reply]]) -> list[Reply]:
-        timeout_ms = self.config.request_timeout_ms
-        try:
-            return await asyncio.wait_for(asyncio.shield(fut), timeout_ms / 1000)
-        except TimeoutError:
-            # Nobody waits any more; mark a later outcome as seen so asyncio does not warn.
-            fut.add_done_callback(lambda f: f.cancelled() or f.exception())
-            raise CommitTimeoutError(timeout_ms) from None
+    async def _await(self, fut: ReplyFuture) -> list[Reply]:
+        self._track(fut)
+        return await fut
+
+    def _track(self, fut: ReplyFuture) -> None:
+        """Give ``fut`` the request deadline; the ticker fails it with TIMEOUT when due.
+
+        One deque checked every tick instead of a timer per request: wait_for and shield
+        cost more than the rest of a request's path together.
+        """
+        deadline = asyncio.get_running_loop().time() + self.config.request_timeout_ms / 1000
+        self._deadlines.append((deadline, fut))
+
+    def _expire_requests(self) -> None:
+        now = asyncio.get_running_loop().time()
+        deadlines = self._deadlines
+        while deadlines and deadlines[0][0] <= now:
+            _, fut = deadlines.popleft()
+            _fail(fut, CommitTimeoutError(self.config.request_timeout_ms))
+        if self._forwarded:
+            for req_id in [
+                k for k, ws in self._forwarded.items() if all(w.future.done() for w in ws)
+            ]:
+                del self._forwarded[req_id]
 
     def _propose_pending(self) -> None:
         if not self._pending_writes:
@@ -550,7 +566,7 @@ class RaftNode:
                 index = core.propose(msgpack.packb(payloads))
             except (NotLeader, ProposalDropped) as exc:
                 for w in writes:
-                    w.future.set_exception(_executor_error(exc))
+                    _fail(w.future, _executor_error(exc))
                 return
             self.stats["proposals"] += 1
             self._proposals[index] = _Proposal(core.term, writes)
@@ -558,16 +574,16 @@ class RaftNode:
         leader = core.leader_id
         if leader is None or self.transport is None:
             for w in writes:
-                w.future.set_exception(NoLeaderError())
+                _fail(w.future, NoLeaderError())
             return
-        for w in writes:
-            req_id = next(self._ids)
-            self._forwarded[req_id] = w.future
-            self.stats["forwards"] += 1
-            body = msgpack.packb(list(w.payloads))
-            forward = ClientForward(self.config.node_id, leader, core.term, req_id, body)
-            with contextlib.suppress(Exception):
-                self.transport.send(forward)
+        # Everything that arrived this round travels to the leader as one message.
+        req_id = next(self._ids)
+        self._forwarded[req_id] = writes
+        self.stats["forwards"] += 1
+        body = msgpack.packb([p for w in writes for p in w.payloads])
+        forward = ClientForward(self.config.node_id, leader, core.term, req_id, body)
+        with contextlib.suppress(Exception):
+            self.transport.send(forward)
 
     def _resolve_proposal(self, entry: Entry, replies: list[Reply] | None) -> None:
         proposal = self._proposals.pop(entry.index, None)
@@ -576,21 +592,16 @@ class RaftNode:
         if proposal.term != entry.term or replies is None:
             # Another entry (a new leader's no-op or command) took the index: ours is gone.
             for w in proposal.writes:
-                if not w.future.done():
-                    w.future.set_exception(WriteLostError())
+                _fail(w.future, WriteLostError())
             return
-        offset = 0
-        for w in proposal.writes:
-            n = len(w.payloads)
-            if not w.future.done():
-                w.future.set_result(replies[offset : offset + n])
-            offset += n
+        _split_replies(proposal.writes, replies)
 
     def _accept_forward(self, msg: ClientForward) -> None:
         """The leader side of forwarding: propose the writes, answer when applied."""
         fut: asyncio.Future[list[Reply]] = asyncio.get_running_loop().create_future()
         payloads = msgpack.unpackb(msg.body)
         self._pending_writes.append(_PendingWrite(payloads, fut))
+        self._track(fut)
 
         def answer(f: asyncio.Future[list[Reply]]) -> None:
             if self.transport is None or self._closing:
@@ -611,19 +622,14 @@ class RaftNode:
         fut.add_done_callback(answer)
 
     def _finish_forward(self, msg: ClientForwardReply) -> None:
-        fut = self._forwarded.pop(msg.req_id, None)
-        if fut is None or fut.done():
+        writes = self._forwarded.pop(msg.req_id, None)
+        if writes is None:
             return
         if msg.ok:
-            fut.set_result(unpack_replies(msg.body))
+            _split_replies(writes, unpack_replies(msg.body))
         else:
-            fut.set_exception(ExecutorError(msg.body.decode()))
-
-    def _fail_forwarded_if_leaderless(self) -> None:
-        if self.core.leader_id is None and self._forwarded:
-            # Their fate is unknown (the old leader may still commit them): time them out
-            # rather than claim they failed. Nothing to do here; _await's timeout answers.
-            pass
+            for w in writes:
+                _fail(w.future, ExecutorError(msg.body.decode()))
 
     # --- reads -------------------------------------------------------------------------------
 
@@ -656,7 +662,7 @@ class RaftNode:
             if applied < index:
                 waiting.append((index, requests, fut))
             elif not fut.done():
-                fut.set_result([self.machine.read(r, now_ms) for r in requests])
+                _settle(fut, [self.machine.read(r, now_ms) for r in requests])
         self._reads_ready = waiting
 
     # --- executor odds and ends --------------------------------------------------------------
@@ -741,9 +747,9 @@ class RaftNode:
             def transfer() -> None:
                 try:
                     self.core.transfer_leadership(target)
-                    fut.set_result([b"OK"])
+                    _settle(fut, [b"OK"])
                 except (NotLeader, ValueError) as exc:
-                    fut.set_exception(_executor_error(exc))
+                    _fail(fut, _executor_error(exc))
 
             self._submit(transfer)
             try:
@@ -765,7 +771,7 @@ class RaftNode:
                     self._set_address(change.node_id, PeerAddress(info["raft"], info["client"]))
                 index = self.core.propose_conf_change(change)
             except (NotLeader, ProposalDropped) as exc:
-                fut.set_exception(_executor_error(exc))
+                _fail(fut, _executor_error(exc))
                 return
             proposal = _Proposal(self.core.term)
             proposal.writes.append(_PendingWrite([], fut))
@@ -779,6 +785,25 @@ class RaftNode:
         except ExecutorError as exc:
             return exc.reply
         return b"OK"
+
+
+def _settle(fut: ReplyFuture, replies: list[Reply]) -> None:
+    if not fut.done():  # it may have timed out already
+        fut.set_result(replies)
+
+
+def _fail(fut: ReplyFuture, exc: BaseException) -> None:
+    if not fut.done():
+        fut.set_exception(exc)
+
+
+def _split_replies(writes: Sequence[_PendingWrite], replies: list[Reply]) -> None:
+    """Hand each write of a batch its own slice of the batch's replies, in order."""
+    offset = 0
+    for w in writes:
+        n = len(w.payloads)
+        _settle(w.future, replies[offset : offset + n])
+        offset += n
 
 
 def _executor_error(exc: Exception) -> ExecutorError:

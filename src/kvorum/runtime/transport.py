@@ -419,7 +419,7 @@ class PeerTransport:
                 await asyncio.sleep(self._backoff_s(failures))
             try:
                 reader, writer = await self._dial(peer)
-            except (OSError, TimeoutError) as exc:
+            except (OSError, TimeoutError, RuntimeError) as exc:
                 failures += 1
                 peer.counters["connect_failures"] += 1
                 log.debug(
@@ -439,7 +439,9 @@ class PeerTransport:
             peer.connected = True
             try:
                 await self._pump(peer, reader, writer)
-            except (OSError, TimeoutError) as exc:
+            except (OSError, TimeoutError, RuntimeError) as exc:
+                # RuntimeError: uvloop reports a write to a connection the peer reset as
+                # "handler is closed" rather than an OSError; it is the same lost connection.
                 # A lost connection is retried after a back-off too; and one that did not
                 # last as long as the longest back-off keeps the back-off growing, so a peer
                 # that accepts and then drops us at once (wrong cluster) is not hammered.
