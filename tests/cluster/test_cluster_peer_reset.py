@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 from cluster_harness import Cluster, ResettingPeer, missing_or_wrong, wait_until
 
 
