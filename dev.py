@@ -67,7 +67,7 @@ def main() -> int:
             [str(BIN / "ruff"), "check", "."],
             [str(BIN / "mypy")],
             # The simulator's own gate: 1,000 seeds, 5 nodes, every fault.
-            [str(BIN / "kvorum"), "sim", "raft", "--seeds", seeds, "--nodes", "5", "--faults", "all"],
+            [str(BIN / "kvorum"), "sim", "raft", "--seeds", seeds, "--nodes", "5", "--faults=all"],
             [str(PY), "-m", "pytest", "-n", "2", "-q", *rest],
         ):
             code = _run(step)
