@@ -169,6 +169,14 @@ class KVStateMachine:
     def _set_with(
         self, tx: _Overlay, key: bytes, value: bytes, options: SetOptions, now_ms: int
     ) -> Reply:
+        if not (options.nx or options.xx or options.get or options.keep_ttl):
+            # A plain SET never needs the old value: skip reading it (the hot path).
+            expire_at_ms = options.expire_at_ms or 0
+            if expire_at_ms and expire_at_ms <= now_ms:
+                tx.delete(key)
+            else:
+                tx.put(key, value, expire_at_ms)
+            return OK
         current = tx.lookup(key, now_ms)
         old: Reply = current[0] if current is not None else None
         if (options.nx and current is not None) or (options.xx and current is None):
