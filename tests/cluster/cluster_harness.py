@@ -1,7 +1,9 @@
 """Test harness: a kvorum cluster of real node processes on 127.0.0.1, driven from pytest.
 
-Theory of operation: :class:`Cluster` owns a temporary folder and a set of free ports picked
-by binding port 0 (so tests can run in parallel workers). Each node is started exactly as an
+Theory of operation: :class:`Cluster` owns a temporary folder and a set of free ports, picked
+at random below the kernel's ephemeral range from a slice of its own per pytest-xdist worker,
+and never handed out twice (see :func:`free_ports`: ports from binding port 0 collide with
+outgoing connections and with one another once released). Each node is started exactly as an
 operator would, ``python -m kvorum node --id N --data-dir ... --peers ...``, with stdout and
 stderr appended to ``nodeN.log`` in that folder, so a restarted node's log keeps its history
 and a failing test can show it. The cluster is a context manager whose exit kills every
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import signal
 import socket
 import struct
@@ -31,6 +34,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from random import Random
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -48,19 +52,46 @@ T = TypeVar("T")
 HOST = "127.0.0.1"
 
 
+def _port_pool() -> range:
+    """The ports this test process may hand out: below the kernel's ephemeral range (so no
+    client's or node's outgoing connection can be sitting on a port a node is about to
+    bind), split evenly between pytest-xdist workers (so parallel workers never collide)."""
+    first, ephemeral_low = 10_000, 32_768
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        ephemeral_low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    ephemeral_low = max(ephemeral_low, first + 2_000)
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+    index = int(worker) if worker.isdigit() else 0
+    workers = max(1, int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))
+    width = (ephemeral_low - first) // workers
+    return range(first + index * width, first + (index + 1) * width)
+
+
+_handed_out: set[int] = set()
+_port_rng = Random()
+
+
 def free_ports(count: int) -> list[int]:
-    """``count`` distinct TCP ports that were free a moment ago (all bound at once, so no two
-    are the same)."""
-    sockets = []
-    try:
-        for _ in range(count):
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            sock.bind((HOST, 0))
-            sockets.append(sock)
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
+    """``count`` distinct TCP ports, free right now and never handed out before by this
+    process (a port given to one node is never reused for another, even after it stops)."""
+    pool = _port_pool()
+    ports: list[int] = []
+    for _ in range(100 * count):
+        if len(ports) == count:
+            break
+        port = _port_rng.choice(pool)
+        if port in _handed_out:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            try:
+                probe.bind((HOST, port))
+            except OSError:
+                continue  # someone else's: try another
+        _handed_out.add(port)
+        ports.append(port)
+    if len(ports) < count:
+        raise RuntimeError(f"found only {len(ports)} free ports of {count} in {pool}")
+    return ports
 
 
 def wait_until(
@@ -291,7 +322,7 @@ class Cluster:
                     return None
             return leader
 
-        return wait_until(probe, timeout_s, f"an agreed leader among nodes {ids}")
+        return self._wait(probe, timeout_s, f"an agreed leader among nodes {ids}")
 
     def wait_applied(self, node_id: int, index: int, timeout_s: float = 20.0) -> dict[str, Any]:
         """Wait until ``node_id`` has applied at least ``index``; return its status then."""
@@ -300,7 +331,30 @@ class Cluster:
             st = self.status(node_id)
             return st if st is not None and st["applied"] >= index else None
 
-        return wait_until(probe, timeout_s, f"node {node_id} to apply index {index}")
+        return self._wait(probe, timeout_s, f"node {node_id} to apply index {index}")
+
+    def _wait(self, probe: Callable[[], T | None], timeout_s: float, what: str) -> T:
+        """:func:`wait_until`, adding every node's state to the message when it times out."""
+        try:
+            return wait_until(probe, timeout_s, what)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n{self.describe()}") from None
+
+    def describe(self) -> str:
+        """One line per node: its Raft state, or how it is down (for failure messages)."""
+        lines = []
+        for node_id in sorted(self.procs):
+            proc = self.procs[node_id]
+            st = self.status(node_id)
+            if proc.poll() is not None:
+                lines.append(f"  node {node_id}: exited with code {proc.returncode}")
+            elif st is None:
+                lines.append(f"  node {node_id}: running, not answering")
+            else:
+                fields = ("role", "term", "leader", "commit", "applied", "last_index",
+                          "snapshot_index", "voters")
+                lines.append(f"  node {node_id}: " + " ".join(f"{f}={st[f]}" for f in fields))
+        return "\n".join(lines)
 
 
 def set_with_retry(client: redis.Redis, key: str, value: str, timeout_s: float = 15.0) -> None:
