@@ -391,12 +391,25 @@ def missing_or_wrong(client: redis.Redis, expected: dict[str, str]) -> dict[str,
     return {k: found[k] for k in sorted(expected) if found[k] != expected[k]}
 
 
+NOT_APPLIED_ERRORS = (redis.exceptions.ClusterDownError, redis.exceptions.TryAgainError)
+"""redis-py's classes for ``-CLUSTERDOWN`` and ``-TRYAGAIN``: kvorum uses both only for a
+write it knows was not applied."""
+
+
+def present(client: redis.Redis, keys: list[str]) -> dict[str, str | None]:
+    """Those of ``keys`` that exist on this node, with their values."""
+    return {k: v for k, v in read_all(client, keys).items() if v is not None}
+
+
 class Writer:
     """A background thread SETting fresh keys ``<prefix><n>`` through one node, one at a time,
     recording every write the node acknowledged (and when).
 
-    Failed or unanswered writes are not recorded: their outcome is unknown, and every key is
-    written once, so an unknown write can never be mistaken for an acknowledged one.
+    Every key is written once, so outcomes cannot be confused. A write refused with
+    ``CLUSTERDOWN`` (no leader: never proposed) or ``TRYAGAIN`` (another entry took its
+    place) is recorded in :attr:`refused`: the node promised it was *not* applied, which a
+    test can check as strictly as the acknowledged ones. Anything else (``TIMEOUT``, a lost
+    connection) is an unknown outcome and only counted in :attr:`errors`.
     """
 
     def __init__(self, cluster: Cluster, node_id: int, prefix: str) -> None:
@@ -406,6 +419,8 @@ class Writer:
         self.acked_at_s: list[float] = []
         """``time.monotonic()`` of each acknowledgement, in order."""
         self.errors: list[str] = []
+        self.refused: dict[str, str] = {}
+        """Key -> the error that promised the write was not applied."""
         self._client = cluster.client(node_id, timeout_s=10.0)
         self._stop = threading.Event()
         self._lock = threading.Lock()
@@ -434,6 +449,10 @@ class Writer:
         with self._lock:
             return dict(self.acked)
 
+    def refused_keys(self) -> list[str]:
+        with self._lock:
+            return sorted(self.refused)
+
     def _run(self) -> None:
         n = 0
         while not self._stop.is_set():
@@ -444,6 +463,8 @@ class Writer:
             except (redis.RedisError, OSError) as exc:
                 with self._lock:
                     self.errors.append(f"{type(exc).__name__}: {exc}")
+                    if isinstance(exc, NOT_APPLIED_ERRORS):
+                        self.refused[key] = f"{type(exc).__name__}: {exc}"
                 self._stop.wait(0.05)
                 continue
             if ok:

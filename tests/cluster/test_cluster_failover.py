@@ -1,9 +1,10 @@
 """Crash tests on a real 3-node cluster: kill -9 the leader, a lagging follower, everyone.
 
 Theory of operation: every test writes through background :class:`Writer` threads (or
-plain sequential SETs) and records only what a node *acknowledged*; after the crash and any
-restart it reads every acknowledged key back from every node, with a linearizable GET on that
-node, so a node that lost or never received a write fails the test by name. Process ids and
+plain sequential SETs) and records what a node *acknowledged* — and what it refused with a
+promise that the write was not applied (``CLUSTERDOWN``, ``TRYAGAIN``). After the crash and
+any restart it reads every such key back from every node, with a linearizable read on that
+node: an acknowledged key missing, or a refused one present, fails the test by name. Process ids and
 ports are the harness's; each test's cluster is killed in the ``with`` block's exit.
 """
 
@@ -13,7 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from cluster_harness import Cluster, Writer, missing_or_wrong, wait_until
+from cluster_harness import Cluster, Writer, missing_or_wrong, present, wait_until
 
 
 def test_writes_carry_on_after_kill_9_of_the_leader(tmp_path: Path) -> None:
@@ -34,10 +35,12 @@ def test_writes_carry_on_after_kill_9_of_the_leader(tmp_path: Path) -> None:
         finally:
             writer.stop()
         acked = writer.snapshot()
+        refused = writer.refused_keys()
         assert new_leader in survivors
         for node_id in survivors:
             with cluster.client(node_id) as client:
                 assert missing_or_wrong(client, acked) == {}, f"node {node_id}"
+                assert present(client, refused) == {}, (f"node {node_id}", writer.refused)
 
         # The old leader comes back as a follower of the new one and catches up.
         cluster.start(leader)
@@ -49,6 +52,7 @@ def test_writes_carry_on_after_kill_9_of_the_leader(tmp_path: Path) -> None:
         assert status["term"] >= commit["term"]
         with cluster.client(leader) as client:
             assert missing_or_wrong(client, acked) == {}
+            assert present(client, refused) == {}
 
 
 @pytest.mark.slow
@@ -97,6 +101,7 @@ def test_kill_9_of_every_node_loses_no_acknowledged_write(tmp_path: Path) -> Non
         cluster.start_all()
         cluster.wait_for_leader()
         acked: dict[str, str] = {}
+        refused: list[str] = []
         for round_no in range(2):
             writers = [
                 Writer(cluster, node_id, prefix=f"r{round_no}n{node_id}-").start()
@@ -115,6 +120,7 @@ def test_kill_9_of_every_node_loses_no_acknowledged_write(tmp_path: Path) -> Non
                     writer.stop()
             for writer in writers:
                 acked.update(writer.snapshot())
+                refused += writer.refused_keys()
 
             cluster.start_all()
             leader = cluster.wait_for_leader(timeout_s=30)
@@ -124,5 +130,7 @@ def test_kill_9_of_every_node_loses_no_acknowledged_write(tmp_path: Path) -> Non
                 cluster.wait_applied(node_id, leader_status["commit"])
                 with cluster.client(node_id) as client:
                     lost = missing_or_wrong(client, acked)
+                    applied_anyway = present(client, refused)
                 assert lost == {}, f"round {round_no}, node {node_id} lost {len(lost)} writes"
+                assert applied_anyway == {}, f"round {round_no}, node {node_id}: refused writes"
         assert len(acked) >= 2 * 3 * 40
