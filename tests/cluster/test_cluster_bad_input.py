@@ -134,6 +134,7 @@ def _timed(sock: socket.socket, request: bytes) -> tuple[float, bytes]:
     return time.monotonic() - began, reply
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("survivor_role", ["follower", "leader"])
 def test_without_a_quorum_requests_fail_fast_and_never_hang(
     tmp_path: Path, survivor_role: str

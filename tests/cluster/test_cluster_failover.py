@@ -17,6 +17,7 @@ import pytest
 from cluster_harness import Cluster, Writer, missing_or_wrong, present, wait_until
 
 
+@pytest.mark.slow
 def test_writes_carry_on_after_kill_9_of_the_leader(tmp_path: Path) -> None:
     with Cluster(tmp_path, 3) as cluster:
         cluster.start_all()
@@ -55,7 +56,6 @@ def test_writes_carry_on_after_kill_9_of_the_leader(tmp_path: Path) -> None:
             assert present(client, refused) == {}
 
 
-@pytest.mark.slow
 def test_a_node_far_behind_catches_up_through_a_snapshot(tmp_path: Path) -> None:
     with Cluster(tmp_path, 3, snapshot_every=50) as cluster:
         cluster.start_all()

@@ -103,6 +103,7 @@ def test_a_node_is_added_serves_old_data_and_is_removed(tmp_path: Path) -> None:
                 assert client.get("after-removal") == b"yes"
 
 
+@pytest.mark.slow
 def test_a_joined_node_knows_every_voter_and_cannot_commit_alone(tmp_path: Path) -> None:
     with Cluster(tmp_path, 3) as cluster:
         cluster.start_all()
