@@ -147,6 +147,7 @@ class Cluster:
         if size < 1:
             raise ValueError(f"a cluster needs at least one node, got {size}")
         self.root = root
+        root.mkdir(parents=True, exist_ok=True)
         self.snapshot_every = snapshot_every
         self.ports: dict[int, NodePorts] = {}
         self.procs: dict[int, subprocess.Popen[bytes]] = {}

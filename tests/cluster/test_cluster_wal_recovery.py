@@ -3,9 +3,10 @@ the node with the file and offset.
 
 Theory of operation: one module fixture runs a one-node cluster (it elects itself, so every
 write is fsynced into its own WAL), writes a few dozen keys one SET per entry, and kill -9s it.
-Each test copies that data folder, damages the copy's last WAL segment in one precise way
-(found with the harness's record walker, so the test knows the byte offsets involved), and
-starts a real node on it.
+Each test copies that node's Raft storage — not its key-value engine, so every value must be
+rebuilt from the log — damages the copy's last WAL segment in one precise way (found with the
+harness's record walker, so the test knows the byte offsets involved), and starts a real node
+on it.
 
 A torn tail must be cut off exactly at the first bad byte: the node starts, says it repaired
 the tail, serves every key, and appends after the cut — which a second start proves, since
@@ -55,8 +56,13 @@ def crashed_node(tmp_path_factory: pytest.TempPathFactory) -> CrashedNode:
 
 
 def _restore(crashed: CrashedNode, cluster: Cluster) -> Path:
-    """Copy the crashed node's data into ``cluster``'s node 1; return its last segment."""
-    shutil.copytree(crashed.data_dir, cluster.data_dir(1))
+    """Copy the crashed node's Raft storage into ``cluster``'s node 1; return its last WAL
+    segment.
+
+    The key-value engine is left behind on purpose: the node must rebuild every value by
+    replaying the WAL, so reading the keys back tests the log, not LMDB's copy of them.
+    """
+    shutil.copytree(crashed.data_dir / "raft", cluster.data_dir(1) / "raft")
     return wal_segments(cluster.data_dir(1))[-1]
 
 
