@@ -30,6 +30,12 @@ from kvorum.storage.wal import WALCorruptionError
     default=None,
     help="Snapshot and compact the log every N applied entries (default 20000).",
 )
+@click.option(
+    "--max-value-bytes",
+    type=int,
+    default=None,
+    help="Largest value a client may send (default 512 MiB, as Redis).",
+)
 @click.option("--log-level", default="INFO", show_default=True)
 def command(
     config_file: Path | None,
@@ -39,6 +45,7 @@ def command(
     cluster_id: str | None,
     join: bool | None,
     snapshot_every: int | None,
+    max_value_bytes: int | None,
     log_level: str,
 ) -> None:
     """Run one kvorum node: Raft over TCP, data on disk, Redis protocol for clients."""
@@ -69,6 +76,10 @@ def command(
         if snapshot_every < 1:
             raise click.BadParameter("must be >= 1", param_hint="--snapshot-every")
         config = replace(config, snapshot_every_entries=snapshot_every)
+    if max_value_bytes is not None:
+        if max_value_bytes < 1:
+            raise click.BadParameter("must be >= 1", param_hint="--max-value-bytes")
+        config = replace(config, max_value_bytes=max_value_bytes)
     if config.node_id not in config.peers:
         raise click.UsageError(f"node {config.node_id} is not in the peer list")
     try:

@@ -165,6 +165,8 @@ class NodeConfig:
     election_timeout_ticks: int = 15
     heartbeat_interval_ticks: int = 2
     request_timeout_ms: int = 5_000
+    max_value_bytes: int = 512 * 1024 * 1024
+    """Largest single argument (value) a client may send, as Redis's proto-max-bulk-len."""
     snapshot_every_entries: int = 20_000
     max_entry_payloads: int = 4096
 
@@ -329,22 +331,25 @@ class RaftNode:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if self.transport is not None:
             await self.transport.close()
+        # Writes already in the log (or handed to the leader) may still commit without us:
+        # their outcome is unknown. Everything else was never proposed and is safe to retry.
+        in_flight = [w.future for p in self._proposals.values() for w in p.writes]
+        in_flight += [w.future for ws in self._forwarded.values() for w in ws]
+        for fut in in_flight:
+            _fail(fut, ExecutorError("TIMEOUT node shutting down; the write may still be applied"))
         for fut in self._all_futures():
-            if not fut.done():
-                fut.set_exception(NoLeaderError())
+            _fail(fut, ExecutorError("TRYAGAIN node shutting down; the request was not applied"))
         self.store.close()
         self.engine.flush()
         self.engine.close()
         self._engine_guard.closed_cleanly()
         self._lock_file.close()
 
-    def _all_futures(self) -> list[asyncio.Future[Any]]:
-        futs: list[asyncio.Future[Any]] = [w.future for w in self._pending_writes]
-        futs += [w.future for p in self._proposals.values() for w in p.writes]
+    def _all_futures(self) -> list[ReplyFuture]:
+        futs: list[ReplyFuture] = [w.future for w in self._pending_writes]
         futs += [f for _, f in self._pending_reads]
         futs += [f for reads in self._reads_by_ctx.values() for _, f in reads]
         futs += [f for _, _, f in self._reads_ready]
-        futs += [w.future for ws in self._forwarded.values() for w in ws]
         return futs
 
     # --- inputs ------------------------------------------------------------------------------

@@ -28,7 +28,9 @@ async def serve(config: NodeConfig, on_ready: Callable[[RaftNode], None] | None 
     """Run the node until SIGINT/SIGTERM (or cancellation)."""
     node = RaftNode(config)
     host, port = parse_address(config.me.client)
-    server = RespServer(node, ServerConfig(host=host, port=port))
+    server = RespServer(
+        node, ServerConfig(host=host, port=port, max_bulk_bytes=config.max_value_bytes)
+    )
     stop = asyncio.Event()
     node.on_fatal = lambda exc: stop.set()
     loop = asyncio.get_running_loop()
