@@ -424,6 +424,12 @@ class RaftNode:
             self._wake.set()
 
     async def _handle_ready(self, rd: RaftReady) -> None:
+        applied_early = not rd.must_sync and rd.snapshot is None and bool(rd.committed_entries)
+        if applied_early:
+            # Nothing to make durable: apply first so the clients waiting on these entries
+            # are answered before the followers hear the new commit index.
+            for entry, replies in self._apply(rd.committed_entries):
+                self._resolve_proposal(entry, replies)
         # A leader's appends go out first, while its own fsync runs (thesis §10.2.1).
         self._send_all(rd.early_messages)
         if rd.snapshot is not None:
@@ -440,7 +446,7 @@ class RaftNode:
         # else: at most the commit index moved, which Raft treats as volatile; it is written
         # with the next batch that must be synced anyway.
         self._send_all(rd.messages)
-        if rd.committed_entries:
+        if rd.committed_entries and not applied_early:
             # LMDB commits without flushing, so applying is quick enough to do right here.
             for entry, replies in self._apply(rd.committed_entries):
                 self._resolve_proposal(entry, replies)

@@ -61,6 +61,10 @@ from kvorum.runtime.codec import (
 
 log = logging.getLogger(__name__)
 
+DIRECT_WRITE_LIMIT_BYTES = 1 << 20
+"""send() writes straight to the socket while less than this is buffered there; beyond it,
+frames go through the bounded queue (and its drop policy) and the sender task's drain()."""
+
 MAX_HELLO_BYTES = 1024
 """A hello is a few dozen bytes; a longer first frame is not a kvorum peer."""
 
@@ -211,8 +215,10 @@ class _Peer:
         "port",
         "queue",
         "queued_bytes",
+        "reader",
         "task",
         "wakeup",
+        "writer",
     )
 
     def __init__(self, node_id: NodeId, address: str) -> None:
@@ -224,6 +230,9 @@ class _Peer:
         self.wakeup = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
         self.connected = False
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+        """The live connection's writer, for writing straight to the socket (see send)."""
         self.counters = dict.fromkeys(PEER_COUNTERS, 0)
 
     def enqueue(self, data: bytes, config: TransportConfig) -> bool:
@@ -395,7 +404,29 @@ class PeerTransport:
         peer = self._peers.get(msg.dst)
         if peer is None:
             raise UnknownPeerError(f"no address for node {msg.dst} (message {type(msg).__name__})")
-        return peer.enqueue(encode_frame(msg, self._config.max_frame_bytes), self._config)
+        data = encode_frame(msg, self._config.max_frame_bytes)
+        writer, reader = peer.writer, peer.reader
+        if (
+            writer is not None
+            and reader is not None
+            and not peer.queue
+            # A connection the peer closed goes through the queue, whose sender task
+            # notices the end-of-file and redials.
+            and not reader.at_eof()
+            and not writer.transport.is_closing()
+            and writer.transport.get_write_buffer_size() < DIRECT_WRITE_LIMIT_BYTES
+        ):
+            # Straight to the socket: waking the sender task would cost a loop iteration,
+            # and the caller may be about to block on an fsync (a leader's early appends).
+            try:
+                writer.write(data)
+            except (OSError, RuntimeError):
+                pass  # the connection is going; the sender task will notice and redial
+            else:
+                peer.counters["sent_frames"] += 1
+                peer.counters["sent_bytes"] += len(data)
+                return True
+        return peer.enqueue(data, self._config)
 
     def _spawn(self, peer: _Peer) -> None:
         peer.task = asyncio.get_running_loop().create_task(
@@ -437,6 +468,7 @@ class PeerTransport:
                 peer.counters["reconnects"] += 1
             ever_connected = True
             peer.connected = True
+            peer.reader, peer.writer = reader, writer
             try:
                 await self._pump(peer, reader, writer)
             except (OSError, TimeoutError, RuntimeError) as exc:
@@ -456,6 +488,7 @@ class PeerTransport:
                 )
             finally:
                 peer.connected = False
+                peer.reader = peer.writer = None
                 await _close_writer(writer)
 
     async def _dial(self, peer: _Peer) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
