@@ -539,7 +539,10 @@ class RaftNode:
         if not payloads:
             return []
         fut: asyncio.Future[list[Reply]] = asyncio.get_running_loop().create_future()
-        self._submit(lambda: self._pending_writes.append(_PendingWrite(payloads, fut)))
+        # Straight onto the pending list (no input closure): the drive task takes the whole
+        # list at its next round, and nothing else touches it between awaits.
+        self._pending_writes.append(_PendingWrite(payloads, fut))
+        self._wake.set()
         return await self._await(fut)
 
     async def _await(self, fut: ReplyFuture) -> list[Reply]:
@@ -653,7 +656,8 @@ class RaftNode:
             now_ms = self.now_ms()
             return [self.machine.read(r, now_ms) for r in requests]
         fut: asyncio.Future[list[Reply]] = asyncio.get_running_loop().create_future()
-        self._submit(lambda: self._pending_reads.append((requests, fut)))
+        self._pending_reads.append((requests, fut))
+        self._wake.set()
         return await self._await(fut)
 
     def _read_pending(self) -> None:
