@@ -14,6 +14,15 @@ from kvorum.runtime.node import NodeConfig, PeerAddress
 DEFAULT_DATA_DIR = Path("kvorum-data")
 CLUSTER_FILE = "cluster.json"
 
+data_dir_option = click.option(
+    "--data-dir",
+    type=click.Path(path_type=Path),
+    default=DEFAULT_DATA_DIR,
+    show_default=True,
+    help="A `kvorum up` cluster's folder.",
+)
+"""The ``--data-dir`` option of every command that finds a `kvorum up` cluster."""
+
 
 def parse_peers(spec: str) -> dict[int, PeerAddress]:
     """``1=RAFT/CLIENT,2=RAFT/CLIENT`` (each address host:port) as a peer map."""

@@ -17,7 +17,7 @@ import click
 
 from kvorum.cli._cluster import (
     CLUSTER_FILE,
-    DEFAULT_DATA_DIR,
+    data_dir_option,
     load_cluster_file,
     peers_from_json,
     peers_to_json,
@@ -56,13 +56,7 @@ def command() -> None:
 @click.argument("node_id", type=int)
 @click.option("--raft", "raft_addr", help="The new node's Raft address host:port.")
 @click.option("--client", "client_addr", help="The new node's client address host:port.")
-@click.option(
-    "--data-dir",
-    type=click.Path(path_type=Path),
-    default=DEFAULT_DATA_DIR,
-    show_default=True,
-    help="A `kvorum up` cluster's folder.",
-)
+@data_dir_option
 @click.option("--nodes", help="Or: client addresses of current members, host:port,...")
 @click.option(
     "--start/--no-start",
@@ -107,13 +101,7 @@ def add(
 
 @command.command("remove")
 @click.argument("node_id", type=int)
-@click.option(
-    "--data-dir",
-    type=click.Path(path_type=Path),
-    default=DEFAULT_DATA_DIR,
-    show_default=True,
-    help="A `kvorum up` cluster's folder.",
-)
+@data_dir_option
 @click.option("--nodes", help="Or: client addresses of current members, host:port,...")
 def remove(node_id: int, data_dir: Path, nodes: str | None) -> None:
     """Remove NODE_ID from the cluster (stop its process afterwards)."""

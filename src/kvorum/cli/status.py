@@ -8,7 +8,12 @@ from typing import Any
 
 import click
 
-from kvorum.cli._cluster import CLUSTER_FILE, DEFAULT_DATA_DIR, load_cluster_file, peers_from_json
+from kvorum.cli._cluster import (
+    CLUSTER_FILE,
+    data_dir_option,
+    load_cluster_file,
+    peers_from_json,
+)
 from kvorum.client.resp_client import RespClient, RespError
 from kvorum.runtime.transport import parse_address
 
@@ -48,13 +53,7 @@ def find_leader(addresses: dict[str, str]) -> str | None:
 
 
 @click.command("status")
-@click.option(
-    "--data-dir",
-    type=click.Path(path_type=Path),
-    default=DEFAULT_DATA_DIR,
-    show_default=True,
-    help="A `kvorum up` cluster's folder.",
-)
+@data_dir_option
 @click.option("--nodes", help="Or: client addresses host:port,... to ask directly.")
 @click.option("--json", "as_json", is_flag=True, help="Print raw JSON.")
 def command(data_dir: Path, nodes: str | None, as_json: bool) -> None:
