@@ -37,7 +37,7 @@ def _ensure_venv(extras: str) -> None:
     stamp = VENV / f".kvorum-installed-{extras or 'base'}"
     if stamp.exists() and stamp.read_text() == digest:
         return
-    print(f"dev.py: installing kvorum[{extras}] into {VENV}", flush=True)
+    print(f"dev.py: installing kvorum{f'[{extras}]' if extras else ''} into {VENV}", flush=True)
     target = f"{ROOT}[{extras}]" if extras else str(ROOT)
     subprocess.run(
         [str(PY), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-e", target],

@@ -29,6 +29,18 @@ from kvorum.cli.status import fetch_status
 from kvorum.runtime.node import PeerAddress
 
 
+def _kvorum_command() -> str:
+    """How to run kvorum from a shell: the script beside this interpreter (a venv's bin),
+    else plain ``kvorum``."""
+    script = Path(sys.executable).parent / "kvorum"
+    if script.exists():
+        try:
+            return str(script.relative_to(Path.cwd()))
+        except ValueError:
+            return str(script)
+    return "kvorum"
+
+
 def peer_spec(peers: dict[int, PeerAddress]) -> str:
     return ",".join(f"{i}={a.raft}/{a.client}" for i, a in sorted(peers.items()))
 
@@ -147,8 +159,10 @@ def command(
             click.echo("no leader elected yet; see the node logs in " + str(data_dir))
         first = peers[min(peers)].client
         h, _, p = first.rpartition(":")
+        kvorum = _kvorum_command()
         click.echo(f"try:  redis-cli -h {h} -p {p} SET greeting hello")
-        click.echo("      kvorum status      (Ctrl-C stops the cluster; `kvorum up` resumes it)")
+        click.echo(f"      {kvorum} status --data-dir {data_dir}")
+        click.echo("Ctrl-C stops the cluster; running `kvorum up` again resumes it.")
         began = time.monotonic()
         reported: set[int] = set()
         while not interrupted:
