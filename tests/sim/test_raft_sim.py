@@ -105,3 +105,29 @@ def test_teeth_current_term_commit_rule() -> None:
     print(f"found at seed {seed}: {violation}")
     safe = run_seed(seed, replace(options, unsafe=UnsafeSwitches()))
     assert safe.ok, safe.violation
+
+
+@pytest.mark.parametrize("seed", [312, 471, 1148])
+def test_auto_promotion_during_a_transfer_does_not_crash_the_leader(seed: int) -> None:
+    # These seeds once crashed a leader: a caught-up learner's promotion was proposed while
+    # a leadership transfer was under way, and the refusal escaped from step().
+    result = run_seed(seed, SimOptions(faults=ALL, trace=False))
+    assert result.ok, f"seed {seed}: {result.violation}"
+
+
+def test_a_crashing_core_is_reported_with_its_seed(monkeypatch: pytest.MonkeyPatch) -> None:
+    from kvorum.core.raft import RaftCore
+
+    calls = {"n": 0}
+    original = RaftCore.tick
+
+    def failing_tick(self: RaftCore) -> None:
+        calls["n"] += 1
+        if calls["n"] == 500:
+            raise RuntimeError("injected")
+        original(self)
+
+    monkeypatch.setattr(RaftCore, "tick", failing_tick)
+    result = run_seed(3, SimOptions(faults=ALL, trace=False))
+    assert not result.ok
+    assert result.violation is not None and result.violation.startswith("Crash: RuntimeError")

@@ -15,9 +15,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from kvorum.core.raft import ConfChange, ConfChangeKind, NotLeader, ProposalDropped
 from kvorum.sim.raft_cluster import TICK_US, RaftCluster
 
-FAULT_KINDS = ("loss", "duplicate", "delay", "partition", "crash", "disk", "clock")
+FAULT_KINDS = (
+    "loss",
+    "duplicate",
+    "delay",
+    "partition",
+    "crash",
+    "disk",
+    "clock",
+    "membership",
+    "transfer",
+)
 """Every fault the simulator knows; ``reorder`` is an alias of ``delay`` (random delays
 reorder messages)."""
 
@@ -108,7 +119,8 @@ class FaultSchedule:
             world.after(gap, self._inject)
 
     def _inject(self) -> None:
-        choices = [k for k in ("partition", "crash", "disk", "clock") if k in self.faults]
+        kinds = ("partition", "crash", "disk", "clock", "membership", "transfer")
+        choices = [k for k in kinds if k in self.faults]
         if choices:
             kind = self.cluster.world.rng.choice(choices)
             getattr(self, f"_{kind}")()
@@ -175,6 +187,56 @@ class FaultSchedule:
         node = self.cluster.nodes[node_id]
         if not node.up:
             node.restart()
+
+    def _membership(self) -> None:
+        """Remove a voter (keeping at least three), or bring a removed server back as a
+        brand-new, empty one that joins as a learner and is promoted once caught up."""
+        c = self.cluster
+        leader_id = self._leader()
+        if leader_id is None:
+            return
+        leader = c.nodes[leader_id]
+        conf = leader.core.conf
+        outside = [n for n in c.node_ids if n not in conf.members]
+        rng = c.world.rng
+        if outside and (len(conf.voters) <= 3 or rng.random() < 0.5):
+            node_id = rng.choice(outside)
+            node = c.nodes[node_id]
+            node.wipe()
+            node.restart()
+            change = ConfChange(ConfChangeKind.ADD_LEARNER, node_id, auto_promote=True)
+        elif len(conf.voters) > 3:
+            change = ConfChange(ConfChangeKind.REMOVE, rng.choice(sorted(conf.voters)))
+        else:
+            return
+        c.trace(f"FAULT membership: n{leader_id} proposes {change.kind.name} n{change.node_id}")
+        leader.submit(lambda: self._propose_change(leader_id, change))
+
+    def _propose_change(self, leader_id: int, change: ConfChange) -> None:
+        try:
+            self.cluster.nodes[leader_id].core.propose_conf_change(change)
+        except (NotLeader, ProposalDropped) as exc:
+            self.cluster.trace(f"  membership change refused: {exc}")
+
+    def _transfer(self) -> None:
+        c = self.cluster
+        leader_id = self._leader()
+        if leader_id is None:
+            return
+        leader = c.nodes[leader_id]
+        others = sorted(leader.core.conf.voters - {leader_id})
+        if not others:
+            return
+        target = c.world.rng.choice(others)
+        c.trace(f"FAULT transfer: n{leader_id} hands leadership to n{target}")
+
+        def transfer() -> None:
+            try:
+                leader.core.transfer_leadership(target)
+            except (NotLeader, ValueError) as exc:
+                c.trace(f"  transfer refused: {exc}")
+
+        leader.submit(transfer)
 
     def _disk(self) -> None:
         c = self.cluster

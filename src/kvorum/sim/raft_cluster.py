@@ -26,9 +26,12 @@ from typing import Any
 import msgpack
 
 from kvorum.core.raft import (
+    ConfChange,
+    ConfChangeKind,
     ConfState,
     Entry,
     EntryKind,
+    HardState,
     NotLeader,
     ProposalDropped,
     RaftConfig,
@@ -42,6 +45,16 @@ from kvorum.sim.world import Network, World
 
 TICK_US = 10_000
 """A nominal tick is 10 ms of virtual time; a drifting clock makes it longer or shorter."""
+
+
+def bootstrap_storage(node_ids: list[int]) -> MemoryStorage:
+    """A new cluster member's disk: the initial voters written into the log at term 1 and
+    committed, exactly as every initial member of a real cluster writes them."""
+    entries = [
+        Entry(1, i + 1, ConfChange(ConfChangeKind.ADD_VOTER, n).encode(), EntryKind.CONF_CHANGE)
+        for i, n in enumerate(sorted(node_ids))
+    ]
+    return MemoryStorage(HardState(1, None, len(entries)), None, entries)
 
 
 @dataclass(slots=True)
@@ -111,7 +124,7 @@ class SimNode:
         self.cluster = cluster
         self.id = node_id
         self.rng = rng
-        self.storage = MemoryStorage()
+        self.storage = bootstrap_storage(cluster.node_ids)
         self.up = True
         self.incarnation = 0
         # An fsync takes time on a real disk; zero would hide every persist/send race.
@@ -132,7 +145,9 @@ class SimNode:
         self.kv = dict(msgpack.unpackb(snap.data)) if snap is not None else {}
         return RaftCore(
             self.id,
-            ConfState(frozenset(self.cluster.node_ids)),
+            # Membership lives in the log (bootstrap entries, then changes) or the snapshot,
+            # as in the real runtime, so a wiped node that rejoins learns it by replaying.
+            ConfState(frozenset()),
             self.cluster.raft_config,
             random.Random(self.rng.getrandbits(64)),
             hard_state=s.hard_state,
@@ -155,6 +170,13 @@ class SimNode:
         self.waiting_reads.clear()
         self.reads_to_serve.clear()
         self.cluster.trace(f"n{self.id} CRASH (unpersisted state lost)")
+
+    def wipe(self) -> None:
+        """Lose the disk too: the node comes back as a brand-new, empty server."""
+        if self.up:
+            self.crash()
+        self.storage = MemoryStorage()
+        self.cluster.trace(f"n{self.id} WIPED (a new, empty server)")
 
     def restart(self) -> None:
         self.up = True

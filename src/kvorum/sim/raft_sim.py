@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+import traceback
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -109,6 +110,9 @@ def run_seed(seed: int, options: SimOptions) -> SimResult:
             world.run_until(calm_end, checker.after_event)
     except InvariantViolation as exc:
         violation = str(exc)
+    except Exception as exc:  # a crash of a core or the host is a failure of this seed too
+        tb = traceback.format_exc(limit=-6)
+        violation = f"Crash: {exc!r}\n{tb}"
     if violation is None:
         result = check_history(cluster.history())
         if not result.ok and result.outcome.value == "violation":
@@ -128,7 +132,13 @@ def _liveness(cluster: RaftCluster, checker: RaftInvariants, options: SimOptions
     commit = leader.core.log.committed
     if commit < checker.max_committed:
         return f"Liveness: leader n{leader.id} commit {commit} < committed {checker.max_committed}"
-    behind = [f"n{n.id}@{n.core.log.applied}" for n in up if n.core.log.applied < commit]
+    # Servers removed from the cluster are not owed the log any more.
+    members = leader.core.conf.members
+    behind = [
+        f"n{n.id}@{n.core.log.applied}"
+        for n in up
+        if n.id in members and n.core.log.applied < commit
+    ]
     if behind:
         return (
             f"Liveness: {', '.join(behind)} have not applied commit {commit} within {bound} ticks"

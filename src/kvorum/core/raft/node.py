@@ -908,10 +908,15 @@ class RaftCore:
     def _maybe_auto_promote(self) -> None:
         if self.role is not Role.LEADER or self._pending_conf_index > self.log.committed:
             return
+        if self.lead_transferee is not None:
+            return  # proposals wait until the transfer ends; the promotion comes after
         for learner in sorted(self.conf.auto_promote & self.conf.learners):
             pr = self.progress.get(learner)
             if pr is not None and pr.match_index >= self.log.committed:
-                self.propose_conf_change(ConfChange(ConfChangeKind.PROMOTE, learner))
+                try:
+                    self.propose_conf_change(ConfChange(ConfChangeKind.PROMOTE, learner))
+                except ProposalDropped:
+                    return  # e.g. the uncommitted tail is full: try again on a later ack
                 return
 
     # --- reads -----------------------------------------------------------------------------
