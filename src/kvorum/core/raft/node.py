@@ -234,6 +234,7 @@ class RaftCore:
         self._reads_awaiting_term_commit: list[tuple[int, NodeId, bool]] = []
         self._round = 0
         self._round_sent_tick: dict[int, int] = {}
+        self._lease_forfeited = False
         self._heartbeat_wanted = False
         self._snap_recv: tuple[InstallSnapshot, bytearray] | None = None
         self._snapshot_to_install: Snapshot | None = None
@@ -365,7 +366,7 @@ class RaftCore:
         self.lead_transferee = target
         self._transfer_elapsed = 0
         if self.progress[target].match_index == self.log.last_index:
-            self._send(TimeoutNow(self.id, target, self.term))
+            self._send_timeout_now(target)
         else:
             self._send_append(target)
 
@@ -527,6 +528,7 @@ class RaftCore:
         self._uncommitted_bytes = 0
         self._round = 0
         self._round_sent_tick = {}
+        self._lease_forfeited = False
         # The no-op commits our term, and with it every earlier entry (Raft §5.4.2); ReadIndex
         # also waits for it, since until then we may not know the true commit index.
         self._append_as_leader([Entry(self.term, self.log.last_index + 1, b"")])
@@ -815,7 +817,7 @@ class RaftCore:
         while self._send_append(msg.src, send_empty=False):
             pass
         if msg.src == self.lead_transferee and pr.match_index == self.log.last_index:
-            self._send(TimeoutNow(self.id, msg.src, self.term))
+            self._send_timeout_now(msg.src)
         self._maybe_auto_promote()
 
     def _next_after_rejection(self, msg: AppendEntriesResponse, pr: Progress) -> int:
@@ -940,7 +942,16 @@ class RaftCore:
         rounds[self.id] = self._round
         return quorum_value(self.conf.voters, rounds)
 
+    def _send_timeout_now(self, target: NodeId) -> None:
+        # The target's election skips the voters' lease check (that is the point of a
+        # transfer), so our lease no longer proves that nobody else leads: from now on this
+        # term serves reads by ReadIndex only.
+        self._lease_forfeited = True
+        self._send(TimeoutNow(self.id, target, self.term))
+
     def _lease_valid(self) -> bool:
+        if self._lease_forfeited:
+            return False
         confirmed = self._confirmed_round()
         sent = self._round_sent_tick.get(confirmed)
         if sent is None:
