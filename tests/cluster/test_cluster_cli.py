@@ -1,0 +1,163 @@
+"""The operator's commands end to end: ``kvorum up`` (start, status, stop, resume with the
+same data) and ``kvorum node --config FILE.toml``."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import redis
+from cluster_harness import _port_pool, wait_until
+
+KVORUM = [sys.executable, "-m", "kvorum"]
+
+
+def consecutive_free_ports(count: int, avoid: frozenset[int] = frozenset()) -> int:
+    """The first of ``count`` consecutive ports that are free now (from this worker's pool)."""
+    pool = _port_pool()
+    rng = random.Random()
+    for _ in range(200):
+        base = rng.randrange(pool.start, pool.stop - count)
+        ports = range(base, base + count)
+        if avoid & set(ports):
+            continue
+        try:
+            socks = []
+            for port in ports:
+                s = socket.socket()
+                socks.append(s)
+                s.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+        return base
+    raise RuntimeError("no run of free ports")
+
+
+def start_up(
+    data_dir: Path, client_base: int, raft_base: int, seconds: float
+) -> subprocess.Popen[str]:
+    cmd = [
+        *KVORUM,
+        "up",
+        "--data-dir",
+        str(data_dir),
+        "--client-port",
+        str(client_base),
+        "--raft-port",
+        str(raft_base),
+        "--for-seconds",
+        str(seconds),
+    ]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def test_up_status_stop_and_resume(tmp_path: Path) -> None:
+    data_dir = tmp_path / "cluster"
+    client_base = consecutive_free_ports(3)
+    raft_base = consecutive_free_ports(3, frozenset(range(client_base, client_base + 3)))
+    up = start_up(data_dir, client_base, raft_base, seconds=8)
+    try:
+        wait_until(lambda: (data_dir / "cluster.json").exists() or None, 10, "cluster.json")
+        client = redis.Redis(port=client_base, socket_timeout=5)
+        wait_until(lambda: _try_set(client, "kept", "across restarts") or None, 15, "a write")
+        status = subprocess.run(
+            [*KVORUM, "status", "--data-dir", str(data_dir)],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        )
+        rows = status.stdout.strip().splitlines()[1:]
+        assert len(rows) == 3, status.stdout
+        assert sum(" leader " in f" {r} " for r in rows) == 1, status.stdout
+        out, _ = up.communicate(timeout=30)
+    finally:
+        if up.poll() is None:
+            up.kill()
+            up.wait()
+    assert up.returncode == 0, out
+    assert "starting a new 3-node cluster" in out and "stopped" in out, out
+    # Every node process is gone once `up` returns.
+    for i in (1, 2, 3):
+        assert not (data_dir / f"node{i}.pid").exists()
+
+    again = start_up(data_dir, client_base, raft_base, seconds=6)
+    try:
+        client = redis.Redis(port=client_base + 1, socket_timeout=5)
+        wait_until(
+            lambda: _try_get(client, "kept") == b"across restarts" or None, 15, "the old data"
+        )
+        out, _ = again.communicate(timeout=30)
+    finally:
+        if again.poll() is None:
+            again.kill()
+            again.wait()
+    assert "resuming the 3-node cluster" in out, out
+
+
+def test_node_from_a_toml_file(tmp_path: Path) -> None:
+    client_port = consecutive_free_ports(1)
+    raft_port = consecutive_free_ports(1, frozenset({client_port}))
+    config = tmp_path / "node.toml"
+    config.write_text(
+        f'id = 1\ndata_dir = "{tmp_path / "n1"}"\ncluster_id = "toml-test"\n'
+        f'[peers]\n1 = {{ raft = "127.0.0.1:{raft_port}", client = "127.0.0.1:{client_port}" }}\n'
+    )
+    proc = subprocess.Popen(
+        [*KVORUM, "node", "--config", str(config), "--log-level", "WARNING"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        client = redis.Redis(port=client_port, socket_timeout=5)
+        wait_until(lambda: _try_set(client, "a", "1") or None, 15, "the node to serve")
+        assert client.get("a") == b"1"
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=20)
+        assert proc.returncode == 0, out
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_node_with_a_broken_toml_file_says_so(tmp_path: Path) -> None:
+    config = tmp_path / "bad.toml"
+    config.write_text("id = 1\n[peers\n")
+    proc = subprocess.run(
+        [*KVORUM, "node", "--config", str(config)],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={**os.environ},
+    )
+    assert proc.returncode == 2
+    assert "cannot read" in proc.stderr and str(config) in proc.stderr
+
+
+def _try_set(client: redis.Redis, key: str, value: str) -> bool:
+    try:
+        return bool(client.set(key, value))
+    except (redis.ConnectionError, redis.ResponseError, redis.TimeoutError):
+        time.sleep(0.1)
+        return False
+
+
+def _try_get(client: redis.Redis, key: str) -> bytes | None:
+    try:
+        value = client.get(key)
+    except (redis.ConnectionError, redis.ResponseError, redis.TimeoutError):
+        time.sleep(0.1)
+        return None
+    return value if isinstance(value, bytes) else None
