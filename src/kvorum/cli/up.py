@@ -8,6 +8,7 @@ data folder, so running ``kvorum up`` again resumes the same nodes on the same d
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -91,6 +92,17 @@ def stop_processes(procs: dict[int, subprocess.Popen[bytes]], timeout_s: float =
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def _stop_other_nodes(data_dir: Path, ours: set[int]) -> None:
+    """Stop nodes that `kvorum member add` started in this folder while the cluster ran."""
+    for pid_file in sorted(data_dir.glob("node*.pid")):
+        node_id = pid_file.stem.removeprefix("node")
+        if not node_id.isdigit() or int(node_id) in ours:
+            continue
+        with contextlib.suppress(OSError, ValueError):  # already gone
+            os.kill(int(pid_file.read_text()), signal.SIGTERM)
+        pid_file.unlink(missing_ok=True)
 
 
 @click.command("up")
@@ -179,6 +191,7 @@ def command(
     finally:
         click.echo("stopping the cluster ...")
         stop_processes(procs)
+        _stop_other_nodes(data_dir, set(procs))
         for i in procs:
             (data_dir / f"node{i}.pid").unlink(missing_ok=True)
         click.echo("stopped")
