@@ -14,7 +14,9 @@ The base :class:`Ready` holds only what every protocol has: messages. Each proto
 with what it needs to persist and to hand to the application (Raft: hard state, entries,
 snapshot, committed entries, read states). The invariant that the drivers keep for every core:
 *nothing in ``rd.messages`` leaves the node before everything ``rd`` asks to persist is
-durable*.
+durable*. A core may also hand out messages it has proven safe to send earlier in a field of
+its own (Raft's ``early_messages``: a leader's appends, thesis §10.2.1); a driver that does
+not care sends them with the rest.
 """
 
 from __future__ import annotations
