@@ -9,6 +9,7 @@ data folder, so running ``kvorum up`` again resumes the same nodes on the same d
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import json
 import os
 import signal
@@ -46,10 +47,22 @@ def peer_spec(peers: dict[int, PeerAddress]) -> str:
     return ",".join(f"{i}={a.raft}/{a.client}" for i, a in sorted(peers.items()))
 
 
+def _die_with_parent() -> None:
+    """In the child before exec: have the kernel SIGTERM it if `kvorum up` dies, however
+    it dies (a kill -9 of `up` must not leave a cluster running unseen). Linux only."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
 def start_node_process(
-    data_dir: Path, node_id: int, peers: dict[int, PeerAddress], join: bool = False
+    data_dir: Path,
+    node_id: int,
+    peers: dict[int, PeerAddress],
+    join: bool = False,
+    die_with_parent: bool = False,
 ) -> subprocess.Popen[bytes]:
-    """Start one node as a child process, its log in ``data_dir/nodeN.log``."""
+    """Start one node as a child process, its log in ``data_dir/nodeN.log``; with
+    ``die_with_parent`` it stops when the starting process goes away."""
     log = open(data_dir / f"node{node_id}.log", "ab")  # noqa: SIM115 - the child owns it
     cmd = [
         sys.executable,
@@ -65,7 +78,13 @@ def start_node_process(
     ]
     if join:
         cmd.append("--join")
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen(
+        cmd,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        preexec_fn=_die_with_parent if die_with_parent else None,  # noqa: PLW1509
+    )
     (data_dir / f"node{node_id}.pid").write_text(str(proc.pid))
     return proc
 
@@ -153,7 +172,7 @@ def command(
         }
         cluster_file.write_text(json.dumps({"peers": peers_to_json(peers)}, indent=2))
         click.echo(f"starting a new {nodes}-node cluster in {data_dir}")
-    procs = {i: start_node_process(data_dir, i, peers) for i in sorted(peers)}
+    procs = {i: start_node_process(data_dir, i, peers, die_with_parent=True) for i in sorted(peers)}
     interrupted = False
 
     def on_signal(signum: int, frame: object) -> None:
