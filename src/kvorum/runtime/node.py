@@ -46,13 +46,13 @@ from kvorum.core.raft import (
     ConfState,
     Entry,
     EntryKind,
-    HardState,
     NotLeader,
     ProposalDropped,
     RaftConfig,
     RaftCore,
     RaftReady,
     Snapshot,
+    bootstrap_log,
 )
 from kvorum.core.raft.messages import ClientForward, ClientForwardReply
 from kvorum.kv.replies import ErrorReply, Reply, Verbatim
@@ -251,25 +251,12 @@ class RaftNode:
     # --- start and stop ----------------------------------------------------------------------
 
     def _bootstrap_if_new(self) -> None:
-        """A brand-new member of a new cluster writes the initial membership into its log.
-
-        Every initial member writes the same entries (term 1, one ADD_VOTER per member,
-        committed), as etcd does, so the log alone says who votes: a node that joins later
-        and replays the log from the start learns the voters from it.
-        """
+        """A brand-new member of a new cluster writes the initial membership into its log
+        (:func:`kvorum.core.raft.bootstrap_log`), so a node that joins later learns it."""
         init = self.store.initial
         if self.config.join or init.snapshot is not None or init.last_index or init.hard_state.term:
             return
-        entries = [
-            Entry(
-                1,
-                i + 1,
-                ConfChange(ConfChangeKind.ADD_VOTER, node_id).encode(),
-                EntryKind.CONF_CHANGE,
-            )
-            for i, node_id in enumerate(sorted(self.config.peers))
-        ]
-        self.store.save(HardState(term=1, vote=None, commit=len(entries)), entries)
+        self.store.save(*bootstrap_log(self.config.peers))
         self.store.close()
         self.store = open_store(self.config.data_dir / "raft")
 

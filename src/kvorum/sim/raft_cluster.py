@@ -26,18 +26,16 @@ from typing import Any
 import msgpack
 
 from kvorum.core.raft import (
-    ConfChange,
-    ConfChangeKind,
     ConfState,
     Entry,
     EntryKind,
-    HardState,
     NotLeader,
     ProposalDropped,
     RaftConfig,
     RaftCore,
     RaftReady,
     Snapshot,
+    bootstrap_log,
 )
 from kvorum.sim.linearizability import Cas, Operation, Read, Write
 from kvorum.sim.memory_storage import MemoryStorage
@@ -50,11 +48,8 @@ TICK_US = 10_000
 def bootstrap_storage(node_ids: list[int]) -> MemoryStorage:
     """A new cluster member's disk: the initial voters written into the log at term 1 and
     committed, exactly as every initial member of a real cluster writes them."""
-    entries = [
-        Entry(1, i + 1, ConfChange(ConfChangeKind.ADD_VOTER, n).encode(), EntryKind.CONF_CHANGE)
-        for i, n in enumerate(sorted(node_ids))
-    ]
-    return MemoryStorage(HardState(1, None, len(entries)), None, entries)
+    hard_state, entries = bootstrap_log(node_ids)
+    return MemoryStorage(hard_state, None, entries)
 
 
 @dataclass(slots=True)

@@ -6,6 +6,7 @@ its cursors), ``quorum`` (where votes are counted and the commit index decided),
 per role).
 """
 
+from kvorum.core.raft.bootstrap import bootstrap_log
 from kvorum.core.raft.messages import (
     ConfChange,
     ConfChangeKind,
@@ -44,4 +45,5 @@ __all__ = [
     "Snapshot",
     "SnapshotMeta",
     "UnsafeSwitches",
+    "bootstrap_log",
 ]
