@@ -706,9 +706,12 @@ def _make_leader(node_id: int, ports: dict[int, int], attempts: int = 10) -> Non
     raise RuntimeError(f"node {node_id} did not become the leader")
 
 
-def profile_leader(seconds: float, out: Path) -> None:
-    """Start a 3-node cluster with node 1 under cProfile, make node 1 the leader, drive SET
-    at 64 connections on it for ``seconds``, and print the top of both profiles."""
+def profile_leader(
+    seconds: float, out: Path, connections: int = 64, profile_follower: bool = False
+) -> None:
+    """Start a 3-node cluster with node 1 under cProfile, make node 1 the leader (node 2 with
+    ``profile_follower``, so node 1 is profiled as a follower), drive SET at ``connections``
+    connections on the leader for ``seconds``, and print the top of both profiles."""
     import pstats
 
     out.mkdir(parents=True, exist_ok=True)
@@ -730,13 +733,16 @@ def profile_leader(seconds: float, out: Path) -> None:
                                         env=_kvorum_env())
         ports = {i: client_base + i - 1 for i in (1, 2, 3)}
         _wait_for_leader(ports, 30)
-        _make_leader(1, ports)
-        result = _loadgen(f"resp://127.0.0.1:{ports[1]}", "set", 2, 32, pids=[procs[1].pid],
-                          duration_s=seconds)
+        leader = 2 if profile_follower else 1
+        _make_leader(leader, ports)
+        procs_n = 1 if connections == 1 else 2
+        result = _loadgen(f"resp://127.0.0.1:{ports[leader]}", "set", procs_n,
+                          max(1, connections // procs_n), pids=[procs[1].pid], duration_s=seconds)
         status = fetch_status(f"127.0.0.1:{ports[1]}")
         role = status.get("role") if isinstance(status, dict) else status
-        print(f"SET 64 on node 1 (now {role}):", {k: result.get(k) for k in
-              ("ops_per_s", "p50_ms", "p99_ms", "errors", "server_cpu_cores")})
+        shown = ("ops_per_s", "p50_ms", "p99_ms", "errors", "server_cpu_cores")
+        print(f"SET {connections} on node {leader}; node 1 is now {role}:",
+              {k: result.get(k) for k in shown})
     finally:
         for proc in procs.values():
             if proc.poll() is None:
@@ -760,6 +766,11 @@ if __name__ == "__main__":
     if len(sys.argv) >= 3 and sys.argv[1] == "_profiled-node":
         _profiled_node(Path(sys.argv[2]), sys.argv[3:])
     elif len(sys.argv) >= 2 and sys.argv[1] == "profile":
-        profile_leader(float(sys.argv[2]) if len(sys.argv) > 2 else 15.0, Path("/tmp/kvorum-prof"))
+        profile_leader(
+            float(sys.argv[2]) if len(sys.argv) > 2 else 15.0,
+            Path("/tmp/kvorum-prof"),
+            int(sys.argv[3]) if len(sys.argv) > 3 else 64,
+            profile_follower="follower" in sys.argv[4:],
+        )
     else:
         run(ROOT / "benchmarks" / "results", quick="--quick" in sys.argv)

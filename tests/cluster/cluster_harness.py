@@ -44,7 +44,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from kvorum.core.raft import EntryKind
-from kvorum.kv.commands import decode_write
+from kvorum.kv.commands import decode_entry
 from kvorum.storage.wal import RECORD_HEADER, RecordType, encode_record
 
 T = TypeVar("T")
@@ -570,8 +570,7 @@ def entry_set_keys(record: WalRecord) -> list[str]:
     if kind != EntryKind.NORMAL or not data:
         return []  # membership changes and leaders' no-ops
     keys = []
-    for payload in msgpack.unpackb(data):
-        _now_ms, args = decode_write(payload)
+    for _now_ms, args in decode_entry(data):
         if args[0] == b"set":
             keys.append(args[1].decode())
     return keys

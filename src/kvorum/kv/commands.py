@@ -504,6 +504,48 @@ def decode_write(payload: bytes) -> tuple[int, list[bytes]]:
     return now_ms, args
 
 
+def encode_entry(payloads: Sequence[bytes]) -> bytes:
+    """A log entry's data for a batch of write payloads.
+
+    Each payload is already one msgpack value, so a msgpack array header followed by the
+    payloads themselves *is* the msgpack array of them: building an entry is a join, not a
+    re-encoding, and :func:`decode_entry` unpacks all of an entry's writes in one call.
+    """
+    n = len(payloads)
+    if n < 16:
+        header = bytes((0x90 | n,))
+    elif n < 1 << 16:
+        header = b"\xdc" + n.to_bytes(2, "big")
+    else:
+        header = b"\xdd" + n.to_bytes(4, "big")
+    return header + b"".join(payloads)
+
+
+_ONLY_BYTES = {bytes}
+
+
+def decode_entry(data: bytes) -> list[tuple[int, list[bytes]]]:
+    """The ``(now_ms, args)`` writes of an entry made by :func:`encode_entry`; ValueError if
+    it is not one."""
+    try:
+        writes = msgpack.unpackb(data, use_list=True)
+    except (ValueError, TypeError, msgpack.ExtraData) as exc:
+        raise ValueError(f"not a kvorum log entry: {exc}") from exc
+    if type(writes) is not list:
+        raise ValueError("not a kvorum log entry: expected an array of writes")
+    for write in writes:
+        if (
+            type(write) is not list
+            or len(write) != 2
+            or type(write[0]) is not int
+            or type(write[1]) is not list
+            or not write[1]
+            or {*map(type, write[1])} != _ONLY_BYTES
+        ):
+            raise ValueError("not a kvorum log entry: a write is not [now_ms, [name, ...]]")
+    return writes
+
+
 def restamp_write(payload: bytes, now_ms: int) -> bytes:
     """The same write carrying ``now_ms`` instead (a leader re-stamps writes forwarded by a
     follower, so expiry is computed from the leader's clock)."""

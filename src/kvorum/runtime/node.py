@@ -54,7 +54,8 @@ from kvorum.core.raft import (
     Snapshot,
     bootstrap_log,
 )
-from kvorum.core.raft.messages import ClientForward, ClientForwardReply
+from kvorum.core.raft.messages import AppendEntries, ClientForward, ClientForwardReply
+from kvorum.kv.commands import encode_entry
 from kvorum.kv.replies import ErrorReply, Reply, Verbatim
 from kvorum.kv.state_machine import KVStateMachine, encode_expire_sweep
 from kvorum.runtime.transport import PeerTransport, TransportConfig
@@ -75,6 +76,9 @@ SWEEP_EVERY_TICKS = 50
 """How often (in ticks) the leader proposes an expiry sweep."""
 SWEEP_KEYS = 1000
 """Keys one sweep examines."""
+COMMIT_NOTICE_DELAY_S = 0.002
+"""How long a leader holds an AppendEntries that carries no entries (a commit-index notice or
+a probe) before sending it, hoping the next append to that peer carries it instead."""
 
 
 class DataDirInUseError(RuntimeError):
@@ -247,6 +251,8 @@ class RaftNode:
         self._sweep_start_key = b""
         self._ticks = 0
         self._background: set[asyncio.Task[None]] = set()
+        self._held_notices: dict[int, AppendEntries] = {}
+        self._notice_timer: asyncio.TimerHandle | None = None
 
     # --- start and stop ----------------------------------------------------------------------
 
@@ -412,11 +418,11 @@ class RaftNode:
 
     async def _handle_ready(self, rd: RaftReady) -> None:
         applied_early = not rd.must_sync and rd.snapshot is None and bool(rd.committed_entries)
-        if applied_early:
-            # Nothing to make durable: apply first so the clients waiting on these entries
-            # are answered before the followers hear the new commit index.
-            for entry, replies in self._apply(rd.committed_entries):
-                self._resolve_proposal(entry, replies)
+        if applied_early and self._apply_and_resolve(rd.committed_entries):
+            # Nothing to make durable, and clients are waiting on these entries: let their
+            # connection tasks write the replies (one loop pass) before the followers hear
+            # the new commit index. Those sends cost a syscall each and nobody waits on them.
+            await asyncio.sleep(0)
         # A leader's appends go out first, while its own fsync runs (thesis §10.2.1).
         self._send_all(rd.early_messages)
         if rd.snapshot is not None:
@@ -435,8 +441,7 @@ class RaftNode:
         self._send_all(rd.messages)
         if rd.committed_entries and not applied_early:
             # LMDB commits without flushing, so applying is quick enough to do right here.
-            for entry, replies in self._apply(rd.committed_entries):
-                self._resolve_proposal(entry, replies)
+            self._apply_and_resolve(rd.committed_entries)
         for rs in rd.read_states:
             for requests, fut in self._reads_by_ctx.pop(rs.ctx, []):
                 self._reads_ready.append((rs.index, requests, fut))
@@ -446,10 +451,47 @@ class RaftNode:
         self.core.advance(rd)
 
     def _send_all(self, messages: list[Any]) -> None:
+        """Send the core's messages, holding back entry-less appends for a moment.
+
+        When the commit index moves the core tells every follower at once with an empty
+        AppendEntries, and each follower answers it: four messages per write at one client,
+        nearly half the leader's work. Followers do not need the news at once (a ReadIndex
+        round's heartbeats carry the commit index, and the next append carries it too), so
+        such a notice waits up to ``COMMIT_NOTICE_DELAY_S`` and is dropped if an append with
+        entries goes to that peer first: that one carries a commit index at least as new.
+        Dropping or delaying a message is nothing Raft does not already tolerate.
+        """
         assert self.transport is not None
+        held = self._held_notices
         for msg in messages:
+            if type(msg) is AppendEntries:
+                if not msg.entries:
+                    held[msg.dst] = msg
+                    if self._notice_timer is None:
+                        self._notice_timer = asyncio.get_running_loop().call_later(
+                            COMMIT_NOTICE_DELAY_S, self._send_held_notices
+                        )
+                    continue
+                held.pop(msg.dst, None)
             with contextlib.suppress(Exception):  # an unknown peer: Raft tolerates a lost message
                 self.transport.send(msg)
+
+    def _send_held_notices(self) -> None:
+        self._notice_timer = None
+        held, self._held_notices = self._held_notices, {}
+        if self.transport is None or self._closing:
+            return
+        for msg in held.values():
+            if msg.term == self.core.term and self.core.is_leader:
+                with contextlib.suppress(Exception):
+                    self.transport.send(msg)
+
+    def _apply_and_resolve(self, entries: list[Entry]) -> bool:
+        """Apply ``entries`` and settle the proposals waiting on them; True if any did."""
+        settled = False
+        for entry, replies in self._apply(entries):
+            settled = self._resolve_proposal(entry, replies) or settled
+        return settled
 
     def _apply(self, entries: list[Entry]) -> list[tuple[Entry, list[Reply] | None]]:
         """Apply committed entries to the state machine, one engine transaction each."""
@@ -458,8 +500,7 @@ class RaftNode:
             if e.index <= self.engine.applied_index():
                 continue  # already in the engine (replayed after a restart)
             if e.kind is EntryKind.NORMAL and e.data:
-                payloads = msgpack.unpackb(e.data)
-                out.append((e, self.machine.apply_many(payloads, e.index)))
+                out.append((e, self.machine.apply_entry(e.data, e.index)))
             else:
                 self.machine.apply_many([], e.index)  # no-ops and membership: record the index
                 out.append((e, [] if e.kind is EntryKind.CONF_CHANGE else None))
@@ -563,9 +604,8 @@ class RaftNode:
         writes, self._pending_writes = self._pending_writes, []
         core = self.core
         if core.is_leader:
-            payloads = [p for w in writes for p in w.payloads]
             try:
-                index = core.propose(msgpack.packb(payloads))
+                index = core.propose(encode_entry([p for w in writes for p in w.payloads]))
             except (NotLeader, ProposalDropped) as exc:
                 for w in writes:
                     _fail(w.future, _executor_error(exc))
@@ -587,16 +627,18 @@ class RaftNode:
         with contextlib.suppress(Exception):
             self.transport.send(forward)
 
-    def _resolve_proposal(self, entry: Entry, replies: list[Reply] | None) -> None:
+    def _resolve_proposal(self, entry: Entry, replies: list[Reply] | None) -> bool:
+        """Settle the writes proposed at ``entry.index``; False if none were waiting."""
         proposal = self._proposals.pop(entry.index, None)
         if proposal is None:
-            return
+            return False
         if proposal.term != entry.term or replies is None:
             # Another entry (a new leader's no-op or command) took the index: ours is gone.
             for w in proposal.writes:
                 _fail(w.future, WriteLostError())
-            return
+            return True
         _split_replies(proposal.writes, replies)
+        return True
 
     def _accept_forward(self, msg: ClientForward) -> None:
         """The leader side of forwarding: propose the writes, answer when applied."""

@@ -106,6 +106,10 @@ class LmdbEngine:
         self._readers = 0
         self._readers_changed = threading.Condition()
         self._closed = False
+        # Only this object writes the environment, so the applied index is read once and
+        # then tracked here: the apply path asks for it per entry.
+        with self._env.begin(db=self._meta) as txn:
+            self._applied = self._read_applied(txn)
 
     def flush(self) -> None:
         """Force every committed transaction to disk (for ``sync=False`` environments)."""
@@ -153,8 +157,7 @@ class LmdbEngine:
     def applied_index(self) -> int:
         """The index of the last log entry whose writes this store holds (0 if none)."""
         self._check_open()
-        with self._env.begin(db=self._meta) as txn:
-            return self._read_applied(txn)
+        return self._applied
 
     def _read_applied(self, txn: Any) -> int:
         raw = txn.get(_APPLIED_KEY, db=self._meta)
@@ -175,33 +178,35 @@ class LmdbEngine:
         ``(bytes, bytes | None)`` or a key is longer than LMDB allows.
         """
         self._check_open()
-        for key, value in writes:
-            if type(key) is not bytes or (value is not None and type(value) is not bytes):
-                raise ValueError(
-                    f"a write must be (bytes, bytes | None), got ({type(key).__name__}, "
-                    f"{type(value).__name__})"
-                )
-            if len(key) > self._max_key_bytes:
-                raise ValueError(
-                    f"key of {len(key)} bytes is longer than LMDB's limit of "
-                    f"{self._max_key_bytes}"
-                )
+        if applied_index < self._applied:
+            raise ValueError(
+                f"applied index must not go backwards: store is at {self._applied}, "
+                f"batch says {applied_index}"
+            )
+        max_key_bytes = self._max_key_bytes
+        data = self._data
 
         def batch(txn: Any) -> None:
-            current = self._read_applied(txn)
-            if applied_index < current:
-                raise ValueError(
-                    f"applied index must not go backwards: store is at {current}, "
-                    f"batch says {applied_index}"
-                )
+            # Checked as they are written: raising aborts the transaction, changing nothing.
+            put, delete = txn.put, txn.delete
             for key, value in writes:
+                if type(key) is not bytes or (value is not None and type(value) is not bytes):
+                    raise ValueError(
+                        f"a write must be (bytes, bytes | None), got ({type(key).__name__}, "
+                        f"{type(value).__name__})"
+                    )
+                if len(key) > max_key_bytes:
+                    raise ValueError(
+                        f"key of {len(key)} bytes is longer than LMDB's limit of {max_key_bytes}"
+                    )
                 if value is None:
-                    txn.delete(_KEY_PREFIX + key, db=self._data)
+                    delete(_KEY_PREFIX + key, db=data)
                 else:
-                    txn.put(_KEY_PREFIX + key, value, db=self._data)
-            txn.put(_APPLIED_KEY, _U64.pack(applied_index), db=self._meta)
+                    put(_KEY_PREFIX + key, value, db=data)
+            put(_APPLIED_KEY, _U64.pack(applied_index), db=self._meta)
 
         self._write(batch)
+        self._applied = applied_index
 
     def restore(self, chunks: Iterator[bytes], applied_index: int) -> None:
         """Replace the whole store with a snapshot made by :meth:`snapshot_chunks` (or by
@@ -229,6 +234,7 @@ class LmdbEngine:
                 txn.put(_APPLIED_KEY, _U64.pack(applied_index), db=self._meta)
 
             self._write(replace)
+            self._applied = applied_index
 
     def _spooled_pairs(self, spool: Any, spool_bytes: int) -> Iterator[tuple[bytes, bytes]]:
         spool.seek(0)

@@ -169,8 +169,11 @@ class RaftLogStore:
         self._wal.append_and_sync(entries, hard_state)
         if entries:
             cut = entries[0].index
-            for index in [i for i in self._recent_terms if i >= cut]:
-                del self._recent_terms[index]
+            # Keys are ascending (a cut only ever removes a suffix), so the entries being
+            # replaced sit at the end: pop them there rather than scan all RECENT_TERMS keys.
+            recent = self._recent_terms
+            while recent and next(reversed(recent)) >= cut:
+                recent.popitem()
             for entry in entries[-RECENT_TERMS:]:
                 self._recent_terms[entry.index] = entry.term
             while len(self._recent_terms) > RECENT_TERMS:
