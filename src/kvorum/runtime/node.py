@@ -566,12 +566,18 @@ class RaftNode:
     async def write_batch(self, payloads: Sequence[bytes]) -> list[Reply]:
         if not payloads:
             return []
-        fut: asyncio.Future[list[Reply]] = asyncio.get_running_loop().create_future()
+        return await self.submit_writes(payloads)
+
+    def submit_writes(self, payloads: Sequence[bytes]) -> ReplyFuture:
+        """:meth:`write_batch` without a coroutine: the future settles with the replies (or
+        an :class:`ExecutorError`). The RESP server's fast path calls this."""
+        fut: ReplyFuture = asyncio.get_running_loop().create_future()
         # Straight onto the pending list (no input closure): the drive task takes the whole
         # list at its next round, and nothing else touches it between awaits.
         self._pending_writes.append(_PendingWrite(payloads, fut))
         self._wake.set()
-        return await self._await(fut)
+        self._track(fut)
+        return fut
 
     async def _await(self, fut: ReplyFuture) -> list[Reply]:
         self._track(fut)
@@ -680,14 +686,22 @@ class RaftNode:
     async def read_batch(
         self, requests: Sequence[Sequence[bytes]], consistency: Consistency
     ) -> list[Reply]:
+        return await self.submit_reads(requests, consistency)
+
+    def submit_reads(
+        self, requests: Sequence[Sequence[bytes]], consistency: Consistency
+    ) -> ReplyFuture:
+        """:meth:`read_batch` without a coroutine (the RESP server's fast path)."""
         self.stats["reads"] += len(requests)
+        fut: ReplyFuture = asyncio.get_running_loop().create_future()
         if consistency is Consistency.STALE:
             now_ms = self.now_ms()
-            return [self.machine.read(r, now_ms) for r in requests]
-        fut: asyncio.Future[list[Reply]] = asyncio.get_running_loop().create_future()
+            fut.set_result([self.machine.read(r, now_ms) for r in requests])
+            return fut
         self._pending_reads.append((requests, fut))
         self._wake.set()
-        return await self._await(fut)
+        self._track(fut)
+        return fut
 
     def _read_pending(self) -> None:
         if not self._pending_reads:

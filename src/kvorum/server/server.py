@@ -1,18 +1,21 @@
 """The asyncio RESP server: sockets in, requests to an :class:`Executor`, replies out.
 
-Theory of operation: one task per connection loops *read → parse → execute → write →
-drain*. Everything one socket read completes is executed as a batch
-(:meth:`Session.execute`): consecutive writes go to the executor together, then consecutive
-reads, and replies are written in request order as one buffer. The next read happens only
-after ``drain()``, so a client that stops reading its replies stops being read — that is the
-per-connection backpressure, and it bounds a connection's output to one batch's replies.
-Connection-level commands (PING, HELLO, INFO, COMMAND, CLIENT, ...) are answered here;
-everything that touches data goes through the executor.
+Theory of operation: each connection is an :class:`asyncio.Protocol` (no task, no streams)
+that parses what arrives and runs it as a batch, one batch at a time, replies in request
+order. The common batch — only writes, or only reads, with no error found before execution
+— goes straight to the executor's ``submit_writes``/``submit_reads``, and the reply is
+written from the future's callback: a SET costs one parse, one future and one send, with no
+coroutine switched in or out. Any other batch (connection commands such as PING or HELLO,
+``KVORUM`` administration, requests that fail their checks, a mix of kinds) runs
+:meth:`Session.execute` in a task, which groups consecutive writes and consecutive reads.
+While a batch runs, the connection stops reading (``pause_reading``), so a client that
+pipelines without end is held back by TCP, and a client that stops reading its replies
+stops being served (``pause_writing``): that bounds what one connection can pin.
 
-Faults stay local: a protocol error gets Redis's error line and closes only that
-connection; an exception from the executor becomes an error reply for the requests it
-affected; over ``max_clients`` a new connection is told so and closed; idle connections are
-closed by a sweeper when ``idle_timeout_ms`` is set.
+Faults stay local: a protocol error gets Redis's error line, after the replies to the
+requests before it, and closes only that connection; an exception from the executor becomes
+an error reply for the requests it affected; over ``max_clients`` a new connection is told
+so and closed; idle connections are closed by a sweeper when ``idle_timeout_ms`` is set.
 """
 
 from __future__ import annotations
@@ -21,8 +24,9 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any, cast
 
 from kvorum.kv.commands import COMMANDS, CommandSpec, Kind, check_command, encode_write, parse_int
 from kvorum.kv.glob_match import compile_glob
@@ -106,7 +110,45 @@ class Session:
     lib_name: bytes = b""
     lib_version: bytes = b""
     last_active_s: float = 0.0
-    writer: asyncio.StreamWriter | None = field(default=None, repr=False)
+    transport: asyncio.Transport | None = field(default=None, repr=False)
+
+    def start_fast(self, requests: Sequence[list[bytes]]) -> asyncio.Future[list[Reply]] | None:
+        """Hand a batch of only writes or only reads that all pass their checks straight
+        to the executor; None if the batch needs :meth:`execute` (or the executor has no
+        ``submit_*`` methods)."""
+        server = self.server
+        first = requests[0]
+        if not first or first[0].upper() == b"KVORUM":
+            return None
+        executor = server.executor
+        now_ms = executor.now_ms()
+        spec = check_command(first, now_ms)
+        if isinstance(spec, ErrorReply):
+            return None
+        kind = spec.kind
+        if kind is Kind.WRITE:
+            submit_writes = server.submit_writes
+            if submit_writes is None:
+                return None
+            payloads = [encode_write(spec, first, now_ms)]
+            for args in requests[1:]:
+                spec = check_command(args, now_ms) if args else _EMPTY
+                if isinstance(spec, ErrorReply) or spec.kind is not Kind.WRITE:
+                    return None
+                payloads.append(encode_write(spec, args, now_ms))
+            server.stats.total_commands_processed += len(requests)
+            return submit_writes(payloads)
+        if kind is Kind.READ:
+            submit_reads = server.submit_reads
+            if submit_reads is None:
+                return None
+            for args in requests[1:]:
+                spec = check_command(args, now_ms) if args else _EMPTY
+                if isinstance(spec, ErrorReply) or spec.kind is not Kind.READ:
+                    return None
+            server.stats.total_commands_processed += len(requests)
+            return submit_reads(requests, server.config.consistency)
+        return None
 
     async def execute(self, requests: Sequence[list[bytes]]) -> tuple[bytes, bool]:
         """Run a pipelined batch; return its encoded replies (in order) and whether the
@@ -357,9 +399,12 @@ class RespServer:
         self.sessions: dict[int, Session] = {}
         self._next_client_id = 1
         self._server: asyncio.Server | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[tuple[bytes, bool]]] = set()
         self._sweeper: asyncio.Task[None] | None = None
         self._started_s = 0.0
+        # The executor's callback-style entry points, if it has them (a cluster node does).
+        self.submit_writes: _SubmitWrites | None = getattr(executor, "submit_writes", None)
+        self.submit_reads: _SubmitReads | None = getattr(executor, "submit_reads", None)
 
     @property
     def port(self) -> int:
@@ -373,8 +418,8 @@ class RespServer:
         """Bind and start accepting connections."""
         loop = asyncio.get_running_loop()
         self._started_s = loop.time()
-        self._server = await asyncio.start_server(
-            self._on_connection, self.config.host, self.config.port, limit=2**16
+        self._server = await loop.create_server(
+            lambda: _Connection(self), self.config.host, self.config.port
         )
         if self.config.idle_timeout_ms > 0:
             self._sweeper = asyncio.create_task(self._close_idle())
@@ -395,84 +440,12 @@ class RespServer:
         if self._server is not None:
             self._server.close()
         for session in list(self.sessions.values()):
-            if session.writer is not None:
-                session.writer.close()
+            if session.transport is not None:
+                session.transport.close()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
         if self._server is not None:
             await self._server.wait_closed()
-
-    async def _on_connection(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> None:
-        self.stats.total_connections_received += 1
-        if len(self.sessions) >= self.config.max_clients:
-            self.stats.rejected_connections += 1
-            writer.write(MAX_CLIENTS_REPLY)
-            with contextlib.suppress(ConnectionError):
-                await writer.drain()
-            writer.close()
-            return
-        task = asyncio.current_task()
-        assert task is not None
-        self._tasks.add(task)
-        client_id = self._next_client_id
-        self._next_client_id += 1
-        peer = writer.get_extra_info("peername")
-        session = Session(
-            server=self,
-            client_id=client_id,
-            peer=f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer),
-            writer=writer,
-            last_active_s=asyncio.get_running_loop().time(),
-        )
-        self.sessions[client_id] = session
-        try:
-            await self._serve(session, reader, writer)
-        except (ConnectionError, asyncio.IncompleteReadError):
-            pass  # the client went away; nothing to tell it
-        except Exception:
-            log.exception("connection %d failed; closing it", client_id)
-        finally:
-            del self.sessions[client_id]
-            self._tasks.discard(task)
-            writer.close()
-            with contextlib.suppress(ConnectionError, OSError):
-                await writer.wait_closed()
-
-    async def _serve(
-        self, session: Session, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> None:
-        config = self.config
-        parser = RequestParser(
-            max_bulk_bytes=config.max_bulk_bytes,
-            max_multibulk_count=config.max_multibulk_count,
-            max_inline_bytes=config.max_inline_bytes,
-            max_request_bytes=config.max_request_bytes,
-        )
-        loop = asyncio.get_running_loop()
-        chunk_bytes = config.read_chunk_bytes
-        while True:
-            data = await reader.read(chunk_bytes)
-            if not data:
-                return
-            session.last_active_s = loop.time()
-            protocol_error: ProtocolError | None = None
-            try:
-                requests = parser.feed(data)
-            except ProtocolError as exc:
-                requests, protocol_error = exc.commands, exc
-            quit_requested = False
-            if requests:
-                output, quit_requested = await session.execute(requests)
-                writer.write(output)
-            if protocol_error is not None and not quit_requested:
-                self.stats.protocol_errors += 1
-                writer.write(protocol_error.reply())
-                quit_requested = True
-            await writer.drain()
-            if quit_requested:
-                return
 
     async def _close_idle(self) -> None:
         loop = asyncio.get_running_loop()
@@ -481,8 +454,8 @@ class RespServer:
             await asyncio.sleep(min(timeout_s / 2, 1.0))
             deadline = loop.time() - timeout_s
             for session in list(self.sessions.values()):
-                if session.last_active_s < deadline and session.writer is not None:
-                    session.writer.close()
+                if session.last_active_s < deadline and session.transport is not None:
+                    session.transport.close()
 
     # -- INFO and CONFIG -------------------------------------------------------------------
 
@@ -551,3 +524,156 @@ class RespServer:
                 if matches(key):
                     found[key] = value
         return found
+
+
+_SubmitWrites = Callable[[Sequence[bytes]], "asyncio.Future[list[Reply]]"]
+_SubmitReads = Callable[[Sequence[Sequence[bytes]], Consistency], "asyncio.Future[list[Reply]]"]
+_EMPTY = ErrorReply("ERR empty request")
+"""Stands for an empty request in the fast path's checks (``*0``): it sends the batch to
+:meth:`Session.execute`, which answers such requests as Redis does."""
+
+
+class _Connection(asyncio.Protocol):
+    """One client connection; see the module docstring."""
+
+    def __init__(self, server: RespServer) -> None:
+        self._server = server
+        self._loop = asyncio.get_running_loop()
+        self._transport: asyncio.Transport | None = None
+        self._session: Session | None = None
+        config = server.config
+        self._parser = RequestParser(
+            max_bulk_bytes=config.max_bulk_bytes,
+            max_multibulk_count=config.max_multibulk_count,
+            max_inline_bytes=config.max_inline_bytes,
+            max_request_bytes=config.max_request_bytes,
+        )
+        self._queued: list[list[bytes]] = []
+        self._protocol_error: ProtocolError | None = None
+        self._busy = False
+        self._fast_count = 0
+        """Requests in the running batch when it went the fast way (0: it runs as a task)."""
+        self._reading_paused = False
+        self._writing_paused = False
+        self._closed = False
+
+    # --- transport events ------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports are not asyncio.Transport subclasses, but have its methods.
+        transport = cast(asyncio.Transport, transport)
+        server = self._server
+        server.stats.total_connections_received += 1
+        if len(server.sessions) >= server.config.max_clients:
+            server.stats.rejected_connections += 1
+            self._closed = True
+            transport.write(MAX_CLIENTS_REPLY)
+            transport.close()
+            return
+        self._transport = transport
+        client_id = server._next_client_id
+        server._next_client_id += 1
+        peer = transport.get_extra_info("peername")
+        self._session = Session(
+            server=server,
+            client_id=client_id,
+            peer=f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer),
+            transport=transport,
+            last_active_s=self._loop.time(),
+        )
+        server.sessions[client_id] = self._session
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._closed = True
+        if self._session is not None:
+            self._server.sessions.pop(self._session.client_id, None)
+            self._session.transport = None
+
+    def data_received(self, data: bytes) -> None:
+        if self._closed or self._protocol_error is not None:
+            return
+        assert self._session is not None
+        self._session.last_active_s = self._loop.time()
+        try:
+            self._queued += self._parser.feed(data)
+        except ProtocolError as exc:
+            self._queued += exc.commands
+            self._protocol_error = exc
+        self._pump()
+        if self._busy and not self._reading_paused and self._transport is not None:
+            # Hold the client back while its batch runs (TCP does the rest).
+            self._reading_paused = True
+            self._transport.pause_reading()
+
+    def pause_writing(self) -> None:
+        self._writing_paused = True
+
+    def resume_writing(self) -> None:
+        self._writing_paused = False
+        self._pump()
+
+    # --- running batches ---------------------------------------------------------------------
+
+    def _pump(self) -> None:
+        """Start the next batch if none is running and the client is reading its replies."""
+        if self._busy or self._writing_paused or self._closed:
+            return
+        transport = self._transport
+        assert transport is not None and self._session is not None
+        if self._queued:
+            batch, self._queued = self._queued, []
+            self._busy = True
+            fut: asyncio.Future[Any] | None = self._session.start_fast(batch)
+            if fut is not None:
+                self._fast_count = len(batch)
+            else:
+                self._fast_count = 0
+                task = self._loop.create_task(self._session.execute(batch))
+                self._server._tasks.add(task)
+                task.add_done_callback(self._server._tasks.discard)
+                fut = task
+            fut.add_done_callback(self._finished)
+            return
+        if self._protocol_error is not None:
+            self._server.stats.protocol_errors += 1
+            transport.write(self._protocol_error.reply())
+            transport.close()
+            self._closed = True
+            return
+        if self._reading_paused:
+            self._reading_paused = False
+            transport.resume_reading()
+
+    def _finished(self, fut: asyncio.Future[Any]) -> None:
+        self._busy = False
+        transport = self._transport
+        if self._closed or transport is None or transport.is_closing():
+            return
+        assert self._session is not None
+        quit_requested = False
+        if fut.cancelled():
+            return
+        exc = fut.exception()
+        if self._fast_count:
+            if exc is None and len(fut.result()) == self._fast_count:
+                replies: list[Reply] = fut.result()
+            else:
+                if exc is not None and not isinstance(exc, TimeoutError):
+                    log.debug("executor failed a batch", exc_info=exc)
+                error = error_reply_for(exc or RuntimeError("wrong number of replies"))
+                replies = [error] * self._fast_count
+            transport.write(encode_replies(replies, self._session.resp3))
+        elif exc is not None:
+            log.error("connection %d failed; closing it", self._session.client_id,
+                      exc_info=exc)
+            transport.close()
+            self._closed = True
+            return
+        else:
+            output, quit_requested = fut.result()
+            transport.write(output)
+        if quit_requested:
+            transport.close()
+            self._closed = True
+            return
+        self._pump()
