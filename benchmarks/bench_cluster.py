@@ -707,7 +707,11 @@ def _make_leader(node_id: int, ports: dict[int, int], attempts: int = 10) -> Non
 
 
 def profile_leader(
-    seconds: float, out: Path, connections: int = 64, profile_follower: bool = False
+    seconds: float,
+    out: Path,
+    connections: int = 64,
+    profile_follower: bool = False,
+    workload: str = "set",
 ) -> None:
     """Start a 3-node cluster with node 1 under cProfile, make node 1 the leader (node 2 with
     ``profile_follower``, so node 1 is profiled as a follower), drive SET at ``connections``
@@ -736,12 +740,12 @@ def profile_leader(
         leader = 2 if profile_follower else 1
         _make_leader(leader, ports)
         procs_n = 1 if connections == 1 else 2
-        result = _loadgen(f"resp://127.0.0.1:{ports[leader]}", "set", procs_n,
+        result = _loadgen(f"resp://127.0.0.1:{ports[leader]}", workload, procs_n,
                           max(1, connections // procs_n), pids=[procs[1].pid], duration_s=seconds)
         status = fetch_status(f"127.0.0.1:{ports[1]}")
         role = status.get("role") if isinstance(status, dict) else status
         shown = ("ops_per_s", "p50_ms", "p99_ms", "errors", "server_cpu_cores")
-        print(f"SET {connections} on node {leader}; node 1 is now {role}:",
+        print(f"{workload.upper()} {connections} on node {leader}; node 1 is now {role}:",
               {k: result.get(k) for k in shown})
     finally:
         for proc in procs.values():
@@ -771,6 +775,7 @@ if __name__ == "__main__":
             Path("/tmp/kvorum-prof"),
             int(sys.argv[3]) if len(sys.argv) > 3 else 64,
             profile_follower="follower" in sys.argv[4:],
+            workload="get" if "get" in sys.argv[4:] else "set",
         )
     else:
         run(ROOT / "benchmarks" / "results", quick="--quick" in sys.argv)
