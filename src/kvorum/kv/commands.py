@@ -280,6 +280,8 @@ def parse_scan(args: Sequence[bytes]) -> ScanOptions | ErrorReply:
 
 
 def _check_set(args: Sequence[bytes], now_ms: int) -> ErrorReply | None:
+    if len(args) == 3:
+        return None  # no options: nothing to get wrong (and nearly every SET looks so)
     parsed = parse_set(args, now_ms)
     return parsed if isinstance(parsed, ErrorReply) else None
 
@@ -487,7 +489,12 @@ def encode_write(spec: CommandSpec, args: Sequence[bytes], now_ms: int) -> bytes
     the name normalised to lower case so replicas need not look it up case-insensitively."""
     if spec.kind is not Kind.WRITE:
         raise ValueError(f"{spec.name!r} is not a write command")
-    return msgpack.packb([now_ms, [spec.name.encode(), *args[1:]]], use_bin_type=True)
+    return _pack_write([now_ms, [_NAME_BYTES[spec.name], *args[1:]]])
+
+
+_pack_write = msgpack.Packer(use_bin_type=True).pack
+"""One reusable packer: ``msgpack.packb`` builds a new Packer per call."""
+_NAME_BYTES: dict[str, bytes] = {name: name.encode() for name in COMMANDS}
 
 
 def decode_write(payload: bytes) -> tuple[int, list[bytes]]:
