@@ -76,6 +76,7 @@ def run_seed(seed: int, options: SimOptions) -> SimResult:
         max_entries_per_append=options.max_entries_per_append or knobs.choice([1, 2, 16]),
         max_inflight_appends=knobs.choice([1, 4, 8]),
         snapshot_chunk_bytes=knobs.choice([16, 64, 4096]),
+        narrow_read_rounds=knobs.choice([True, False]),
     )
     cluster = RaftCluster(
         world,

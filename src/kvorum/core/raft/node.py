@@ -19,7 +19,7 @@ streamed in chunks (§5).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from random import Random
@@ -102,6 +102,11 @@ class RaftConfig:
     """Lease reads stop this many ticks before the election timeout runs out, to allow for
     clocks that run at slightly different rates."""
     max_apply_entries: int = 4096
+    narrow_read_rounds: bool = True
+    """Send a ReadIndex round's heartbeat only to the most responsive followers that make a
+    quorum with the leader (plus any follower that asked for the read), not to everyone: the
+    others do no work for the read. If one of those fails to answer, the next periodic
+    heartbeat (to all) confirms the read instead, at most ``heartbeat_interval_ticks`` late."""
     unsafe: UnsafeSwitches = field(default_factory=UnsafeSwitches)
 
     def __post_init__(self) -> None:
@@ -236,6 +241,8 @@ class RaftCore:
         self._round_sent_tick: dict[int, int] = {}
         self._lease_forfeited = False
         self._heartbeat_wanted = False
+        self._read_round_wanted = False
+        self._read_round_askers: set[NodeId] = set()
         self._snap_recv: tuple[InstallSnapshot, bytearray] | None = None
         self._snapshot_to_install: Snapshot | None = None
         self._step_role = self._step_follower
@@ -410,6 +417,7 @@ class RaftCore:
             or self._read_states
             or self._failed_reads
             or self._heartbeat_wanted
+            or self._read_round_wanted
             or self._snapshot_to_install is not None
             or self._hard_state_changed()
             or self.log.unstable_from <= self.log.last_index
@@ -417,9 +425,15 @@ class RaftCore:
         )
 
     def ready(self) -> RaftReady:
-        if self._heartbeat_wanted and self.role is Role.LEADER:
-            self._broadcast_heartbeat()
-        self._heartbeat_wanted = False
+        if self.role is Role.LEADER:
+            if self._heartbeat_wanted or (
+                self._read_round_wanted and not self.config.narrow_read_rounds
+            ):
+                self._broadcast_heartbeat()
+            elif self._read_round_wanted:
+                self._broadcast_heartbeat(self._read_round_targets())
+        self._heartbeat_wanted = self._read_round_wanted = False
+        self._read_round_askers.clear()
         persisted = self._persisted_hs
         vote_changed = persisted.term != self.term or persisted.vote != self.vote
         messages, early = self._msgs, []
@@ -872,11 +886,12 @@ class RaftCore:
             if peer != self.id:
                 self._send_append(peer)
 
-    def _broadcast_heartbeat(self) -> None:
+    def _broadcast_heartbeat(self, targets: Collection[NodeId] | None = None) -> None:
+        """Start heartbeat round ``_round + 1``: to every peer, or only to ``targets``."""
         self._round += 1
         self._round_sent_tick[self._round] = self.ticks
         for peer, pr in sorted(self.progress.items()):
-            if peer != self.id:
+            if peer != self.id and (targets is None or peer in targets):
                 commit = min(pr.match_index, self.log.committed)
                 self._send(Heartbeat(self.id, peer, self.term, commit, self._round))
         if len(self.conf.voters) == 1:
@@ -935,7 +950,21 @@ class RaftCore:
             return
         read = _PendingRead(ctx, self.log.committed, self._round + 1, requester)
         self._pending_reads.append(read)
-        self._heartbeat_wanted = True
+        self._read_round_wanted = True
+        if requester != self.id:
+            self._read_round_askers.add(requester)
+
+    def _read_round_targets(self) -> set[NodeId]:
+        """The followers a ReadIndex round asks (see ``RaftConfig.narrow_read_rounds``): the
+        voters that answered the newest rounds, as many as a quorum needs besides this
+        leader, plus every follower waiting for the read's answer (the heartbeat brings it
+        the commit index it must reach)."""
+        others = sorted(
+            (p for p in self.conf.voters if p != self.id and p in self.progress),
+            key=lambda p: (-self.progress[p].acked_round, p),
+        )
+        needed = majority(len(self.conf.voters)) - (1 if self.id in self.conf.voters else 0)
+        return set(others[:needed]) | self._read_round_askers
 
     def _confirmed_round(self) -> int:
         rounds = {p: pr.acked_round for p, pr in self.progress.items()}
