@@ -600,8 +600,13 @@ class _Connection(asyncio.Protocol):
             self._queued += exc.commands
             self._protocol_error = exc
         self._pump()
-        if self._busy and not self._reading_paused and self._transport is not None:
-            # Hold the client back while its batch runs (TCP does the rest).
+        if (
+            (self._busy or self._writing_paused)
+            and not self._reading_paused
+            and self._transport is not None
+        ):
+            # Hold the client back while its batch runs, or while it does not read its
+            # replies (TCP does the rest): what it sends meanwhile waits in the kernel.
             self._reading_paused = True
             self._transport.pause_reading()
 
