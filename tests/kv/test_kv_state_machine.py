@@ -210,7 +210,10 @@ def test_scan_visits_every_key_once_with_match_and_count() -> None:
 def test_scan_cursor_never_names_a_huge_key() -> None:
     kv = Node()
     long_keys = [b"k" + bytes([i]) * 2000 for i in range(5)]
-    kv("MSET", *[part for key in [*long_keys, b"z"] for part in (key, b"v")])
+    # Clients cannot write keys this long (MAX_KEY_BYTES); SCAN stays safe should an engine
+    # hold them anyway, so they go into the engine directly.
+    kv.machine.engine.apply_batch([(key, b"\x00v") for key in [*long_keys, b"z"]], 1)
+    kv.log.append(b"")
     reply = kv("SCAN", "0", "COUNT", "2")
     assert isinstance(reply, list)
     cursor, page = reply
@@ -308,3 +311,20 @@ def _rejected_before_log(reply: Reply) -> bool:
     return isinstance(reply, ErrorReply) and (
         "syntax" in reply.message or "expire time" in reply.message
     )
+
+
+def test_keys_over_the_engine_limit_are_refused_at_admission_and_when_applied() -> None:
+    from kvorum.kv.commands import MAX_KEY_BYTES, check_command
+    from kvorum.kv.replies import ERR_KEY_TOO_LONG
+
+    long_key = b"k" * (MAX_KEY_BYTES + 1)
+    assert check_command([b"SET", long_key, b"v"], 1) == ERR_KEY_TOO_LONG
+    assert check_command([b"MSET", b"a", b"1", long_key, b"2"], 1) == ERR_KEY_TOO_LONG
+    assert check_command([b"GET", long_key], 1) == ERR_KEY_TOO_LONG
+    assert not isinstance(check_command([b"SET", b"k" * MAX_KEY_BYTES, b"v"], 1), ErrorReply)
+    # Had one reached the log, applying answers the error instead of failing the engine.
+    machine = KVStateMachine(MemoryEngine())
+    writes = [(1, [b"set", long_key, b"v"]), (1, [b"mset", b"a", b"1", long_key, b"2"]),
+              (1, [b"set", b"ok", b"v"])]
+    assert machine.apply_writes(writes, 1) == [ERR_KEY_TOO_LONG, ERR_KEY_TOO_LONG, "OK"]
+    assert machine.read([b"get", b"a"], 1) is None and machine.read([b"get", b"ok"], 1) == b"v"

@@ -24,6 +24,7 @@ import msgpack
 from kvorum.kv.replies import (
     ERR_DECR_OVERFLOW,
     ERR_INVALID_CURSOR,
+    ERR_KEY_TOO_LONG,
     ERR_NOT_INTEGER,
     ERR_SYNTAX,
     ErrorReply,
@@ -481,7 +482,23 @@ def check_command(args: Sequence[bytes], now_ms: int) -> CommandSpec | ErrorRepl
         error = spec.validate(args, now_ms)
         if error is not None:
             return error
+    if spec.first_key and keys_too_long(spec, args):
+        return ERR_KEY_TOO_LONG
     return spec
+
+
+MAX_KEY_BYTES = 510
+"""The longest key kvorum stores: LMDB's 511-byte key limit less the engine's 1-byte prefix.
+Every replica applies the same limit, so a too-long key is refused the same way everywhere
+(at admission, and again when applying, in case one reached the log)."""
+
+
+def keys_too_long(spec: CommandSpec, args: Sequence[bytes]) -> bool:
+    """Whether any key argument of this request is over :data:`MAX_KEY_BYTES`."""
+    first = spec.first_key
+    if spec.last_key == first:  # one key, the common case
+        return len(args) > first and len(args[first]) > MAX_KEY_BYTES
+    return any(len(args[i]) > MAX_KEY_BYTES for i in spec.key_positions(len(args)))
 
 
 def encode_write(spec: CommandSpec, args: Sequence[bytes], now_ms: int) -> bytes:

@@ -63,6 +63,7 @@ ERR_DECR_OVERFLOW = ErrorReply("ERR decrement would overflow")
 ERR_INVALID_CURSOR = ErrorReply("ERR invalid cursor")
 ERR_DB_INDEX = ErrorReply("ERR DB index is out of range")
 ERR_STRING_TOO_LONG = ErrorReply("ERR string exceeds maximum allowed size (proto-max-bulk-len)")
+ERR_KEY_TOO_LONG = ErrorReply("ERR key is too long (kvorum keys are at most 510 bytes)")
 
 
 def err_arity(command_name: str) -> ErrorReply:

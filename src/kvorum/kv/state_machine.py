@@ -24,15 +24,19 @@ from collections.abc import Callable, Sequence
 import msgpack
 
 from kvorum.kv.commands import (
+    COMMANDS,
     INT64_MAX,
     INT64_MIN,
+    MAX_KEY_BYTES,
     SCAN_CURSOR_KEY_MAX_BYTES,
     ExpireFlag,
+    Kind,
     ScanOptions,
     SetOptions,
     decode_entry,
     decode_write,
     encode_scan_cursor,
+    keys_too_long,
     parse_expire,
     parse_increment,
     parse_int,
@@ -42,6 +46,7 @@ from kvorum.kv.commands import (
 from kvorum.kv.engine import Engine
 from kvorum.kv.glob_match import compile_glob
 from kvorum.kv.replies import (
+    ERR_KEY_TOO_LONG,
     ERR_NOT_INTEGER,
     ERR_OVERFLOW,
     ERR_STRING_TOO_LONG,
@@ -163,7 +168,7 @@ class KVStateMachine:
         replies: list[Reply] = []
         for now_ms, args in writes:
             name = args[0]
-            if name == b"set" and len(args) == 3:
+            if name == b"set" and len(args) == 3 and len(args[1]) <= MAX_KEY_BYTES:
                 # Plain SET, nearly every write: no options to parse, no old value to read.
                 pending[args[1]] = _PLAIN + args[2]
                 replies.append(OK)
@@ -171,6 +176,11 @@ class KVStateMachine:
             handler = _WRITES.get(name)
             if handler is None:
                 replies.append(err_unknown_command(args))
+                continue
+            spec = _WRITE_SPECS.get(name)
+            if spec is not None and spec.first_key and keys_too_long(spec, args):
+                # Refused at admission too; a log entry must never make the engine raise.
+                replies.append(ERR_KEY_TOO_LONG)
                 continue
             replies.append(handler(self, overlay, args, now_ms))
         self.engine.apply_batch(list(pending.items()), index)
@@ -444,6 +454,8 @@ class KVStateMachine:
             start = page[-1][0] + b"\x00"
         return {"db0": f"keys={total},expires={expiring},avg_ttl=0"}
 
+
+_WRITE_SPECS = {name.encode(): spec for name, spec in COMMANDS.items() if spec.kind is Kind.WRITE}
 
 _WRITES: dict[bytes, _WriteHandler] = {
     b"set": KVStateMachine._set,

@@ -53,6 +53,8 @@ from typing import Any
 import lmdb
 import msgpack
 
+from kvorum.kv.commands import MAX_KEY_BYTES
+
 DEFAULT_MAP_BYTES = 64 * 1024 * 1024
 SNAPSHOT_CHUNK_BYTES = 1024 * 1024
 """A snapshot chunk is cut once its pairs add up to about this many bytes."""
@@ -103,6 +105,11 @@ class LmdbEngine:
         self._data = self._env.open_db(b"data")
         self._meta = self._env.open_db(b"meta")
         self._max_key_bytes = self._env.max_key_size() - len(_KEY_PREFIX)
+        if self._max_key_bytes < MAX_KEY_BYTES:
+            raise RuntimeError(
+                f"this LMDB build takes keys of at most {self._env.max_key_size()} bytes; "
+                f"kvorum needs {MAX_KEY_BYTES + len(_KEY_PREFIX)}"
+            )
         self._readers = 0
         self._readers_changed = threading.Condition()
         self._closed = False
