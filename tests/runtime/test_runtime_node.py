@@ -140,3 +140,22 @@ def test_batch_of_writes_is_one_entry(tmp_path: Path, count: int) -> None:
     proposals, replies = asyncio.run(go())
     assert proposals == 1
     assert replies == list(range(1, count + 1))
+
+
+def test_a_node_holds_its_snapshot_as_a_file_view_not_as_bytes(tmp_path: Path) -> None:
+    from kvorum.storage.snapshots import SnapshotFileData
+
+    config = one_node_config(tmp_path / "n1", snapshot_every=10)
+    asyncio.run(run_writes(config, 35))
+
+    async def check() -> None:
+        node = RaftNode(config)  # restarted: the snapshot comes from its file
+        try:
+            snap = node.core.snapshot
+            assert snap is not None and isinstance(snap.data, SnapshotFileData)
+            engine_chunks = b"".join(node.store.snapshot_chunks(snap.meta))
+            assert snap.data[0 : len(snap.data)] == engine_chunks
+        finally:
+            await node.close()
+
+    asyncio.run(check())

@@ -103,3 +103,28 @@ def test_bad_arguments(tmp_path: Path) -> None:
         SnapshotStore(tmp_path, keep=0)
     with pytest.raises(ValueError, match=">= 0"):
         SnapshotStore(tmp_path).write(meta(-1), iter([]))
+
+
+def test_file_data_reads_any_slice_of_the_concatenated_chunks(tmp_path: Path) -> None:
+    store = SnapshotStore(tmp_path)
+    store.write(meta(10, 2), iter(CHUNKS))
+    data = store.data(meta(10, 2))
+    whole = b"".join(CHUNKS)
+    assert len(data) == len(whole)
+    boundaries = [0, 1, 10, 11, 12, 5000, 70_010, 70_011, 70_012, len(whole) - 1, len(whole)]
+    for start in boundaries:
+        for stop in boundaries:
+            assert data[start:stop] == whole[start:stop], (start, stop)
+    assert data[70_000 : 70_000 + 256 * 1024] == whole[70_000:]  # past the end: clipped
+    with pytest.raises(ValueError, match="plain slices"):
+        data[0:10:2]
+
+
+def test_file_data_of_a_damaged_snapshot_is_refused(tmp_path: Path) -> None:
+    store = SnapshotStore(tmp_path)
+    path = store.write(meta(10, 2), iter(CHUNKS))
+    raw = bytearray(path.read_bytes())
+    raw[40] ^= 0xFF  # inside the first big chunk
+    path.write_bytes(bytes(raw))
+    with pytest.raises(SnapshotCorruptionError):
+        store.data(meta(10, 2))

@@ -3,7 +3,7 @@
 Theory of operation. A message is one msgpack array ``[tag, field, field, ...]``: the tag is
 the class's position in :data:`~kvorum.core.raft.messages.MESSAGE_TYPES` and the fields follow
 the dataclass's own field order. Nested records (:class:`Entry`, :class:`SnapshotMeta`,
-:class:`ConfState`, and on their own :class:`HardState` and :class:`Snapshot`) are arrays of
+:class:`ConfState`, and on their own :class:`HardState`) are arrays of
 their fields without a tag, a tuple of entries is an array of such arrays, a frozenset of node
 ids is a sorted array, an enum is its integer and ``None`` is nil. No field names travel, so a
 heartbeat is about ten bytes.
@@ -50,7 +50,6 @@ from kvorum.core.raft.messages import (
     HardState,
     Message,
     NodeId,
-    Snapshot,
     SnapshotMeta,
 )
 
@@ -93,7 +92,7 @@ class FrameTooLargeError(CodecError):
 
 # --- generated encoders and decoders -------------------------------------------------------
 
-RECORD_TYPES: tuple[type, ...] = (Entry, ConfState, SnapshotMeta, Snapshot, HardState)
+RECORD_TYPES: tuple[type, ...] = (Entry, ConfState, SnapshotMeta, HardState)
 """Records the codec carries inside messages, or on their own via :func:`encode_record`."""
 
 _Plan = tuple[str, Any]
@@ -306,10 +305,10 @@ def decode(payload: bytes | bytearray | memoryview) -> Message:
         raise DecodeError(f"malformed message payload ({len(payload)} bytes): {exc!r}") from exc
 
 
-Record = TypeVar("Record", Entry, ConfState, SnapshotMeta, Snapshot, HardState)
+Record = TypeVar("Record", Entry, ConfState, SnapshotMeta, HardState)
 
 
-def encode_record(record: Entry | ConfState | SnapshotMeta | Snapshot | HardState) -> bytes:
+def encode_record(record: Entry | ConfState | SnapshotMeta | HardState) -> bytes:
     """The msgpack payload for one record on its own (the same array as when nested)."""
     pair = _RECORDS.get(record.__class__)
     if pair is None:

@@ -272,7 +272,8 @@ class RaftNode:
         init = self.store.initial
         snapshot = None
         if init.snapshot is not None:
-            snapshot = Snapshot(init.snapshot, b"".join(self.store.snapshot_chunks()))
+            # Read from the file as it is sent: the data set is never held in memory.
+            snapshot = Snapshot(init.snapshot, self.store.snapshot_data())
         # The membership is in the log (bootstrap entries and later changes) or the snapshot.
         voters: frozenset[int] = frozenset()
         for e in init.entries:
@@ -436,6 +437,9 @@ class RaftNode:
         self._send_all(rd.early_messages)
         if rd.snapshot is not None:
             await asyncio.to_thread(self._install_snapshot, rd.snapshot)
+            # The core assembled it in memory; from now on it is read from the file.
+            stored = Snapshot(rd.snapshot.meta, self.store.snapshot_data(rd.snapshot.meta))
+            self.core.snapshot_stored(stored)
         if rd.must_sync:
             for e in rd.entries:
                 if e.kind is EntryKind.CONF_CHANGE:
@@ -517,7 +521,7 @@ class RaftNode:
         return out
 
     def _install_snapshot(self, snap: Snapshot) -> None:
-        self.store.install_snapshot(snap.meta, [snap.data])
+        self.store.install_snapshot(snap.meta, [snap.data_bytes()])
         self.engine.restore(self.store.snapshot_chunks(snap.meta), snap.meta.index)
 
     def _maybe_snapshot(self) -> None:
@@ -547,8 +551,7 @@ class RaftNode:
         except ValueError:
             log.warning("node %d: snapshot %s no longer fits the log", self.config.node_id, meta)
             return
-        data = b"".join(self.store.snapshot_chunks(meta))
-        self.core.compact(Snapshot(meta, data))
+        self.core.compact(Snapshot(meta, self.store.snapshot_data(meta)))
 
     # --- membership addresses ----------------------------------------------------------------
 

@@ -239,7 +239,7 @@ class InteractionEnv:
 
     def _restart_core(self, node: HarnessNode, incarnation: int) -> None:
         s = node.storage
-        node.applied = decode_state(s.snapshot.data) if s.snapshot is not None else []
+        node.applied = decode_state(s.snapshot.data_bytes()) if s.snapshot is not None else []
         node.core = RaftCore(
             node.node_id,
             self.bootstrap,
@@ -314,7 +314,7 @@ class InteractionEnv:
                 self.queue.append(msg)
                 self.sent.append(msg)
             if rd.snapshot is not None:
-                node.applied = decode_state(rd.snapshot.data)
+                node.applied = decode_state(rd.snapshot.data_bytes())
             if rd.committed_entries:
                 self._print(
                     f"{nid}: apply [{' '.join(map(format_entry, rd.committed_entries))}]"

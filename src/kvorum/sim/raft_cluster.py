@@ -137,7 +137,7 @@ class SimNode:
     def _new_core(self) -> RaftCore:
         s = self.storage
         snap = s.snapshot
-        self.kv = dict(msgpack.unpackb(snap.data)) if snap is not None else {}
+        self.kv = dict(msgpack.unpackb(snap.data_bytes())) if snap is not None else {}
         return RaftCore(
             self.id,
             # Membership lives in the log (bootstrap entries, then changes) or the snapshot,
@@ -240,7 +240,7 @@ class SimNode:
 
     def _finish(self, rd: RaftReady) -> None:
         if rd.snapshot is not None:
-            self.kv = dict(msgpack.unpackb(rd.snapshot.data))
+            self.kv = dict(msgpack.unpackb(rd.snapshot.data_bytes()))
         for e in rd.committed_entries:
             self._apply(e)
         for rs in rd.read_states:

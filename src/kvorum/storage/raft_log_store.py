@@ -34,7 +34,7 @@ from pathlib import Path
 
 from kvorum.core.raft.messages import ConfState, Entry, HardState, SnapshotMeta
 from kvorum.kv.engine import Engine
-from kvorum.storage.snapshots import DEFAULT_KEEP, SnapshotStore
+from kvorum.storage.snapshots import DEFAULT_KEEP, SnapshotFileData, SnapshotStore
 from kvorum.storage.wal import (
     DEFAULT_BLOCK_BYTES,
     DEFAULT_SEGMENT_BYTES,
@@ -296,6 +296,13 @@ class RaftLogStore:
         if meta is None:
             raise LookupError("there is no snapshot")
         return self._snapshots.read_chunks(meta)
+
+    def snapshot_data(self, meta: SnapshotMeta | None = None) -> SnapshotFileData:
+        """A snapshot's data (the latest by default), read from its file on demand."""
+        meta = meta or self._snapshot
+        if meta is None:
+            raise LookupError("there is no snapshot")
+        return self._snapshots.data(meta)
 
     def restore_engine_if_behind(self, engine: Engine) -> bool:
         """Restore ``engine`` from the latest snapshot if it has applied less than the

@@ -29,6 +29,7 @@ that operator has something to look at.
 
 from __future__ import annotations
 
+import bisect
 import os
 import re
 import struct
@@ -211,6 +212,12 @@ class SnapshotStore:
             raise FileNotFoundError(f"no snapshot file {path}")
         return self._chunks(path)
 
+    def data(self, meta: SnapshotMeta) -> SnapshotFileData:
+        """The snapshot's data as a :class:`SnapshotFileData` (whole file checked first)."""
+        path = self.path_for(meta)
+        self.verify(path)
+        return SnapshotFileData(path)
+
     def _chunks(self, path: Path) -> Iterator[bytes]:
         _, data_bytes, data_crc = self.read_meta(path)
         crc = 0
@@ -235,3 +242,65 @@ class SnapshotStore:
                 yield chunk
         if data_bytes == 0 and crc != data_crc:
             raise SnapshotCorruptionError(path, "data CRC mismatch")
+
+
+class SnapshotFileData:
+    """A snapshot's data — its chunks' bytes, concatenated, as a leader sends them — read
+    from the file on demand (:class:`kvorum.core.raft.messages.SnapshotData`).
+
+    Opening notes where each chunk's bytes sit in the file (a few numbers per MiB of data);
+    a slice then reads just the bytes it covers, so a node holding its newest snapshot to
+    send to lagging followers keeps no copy of the data set in memory. The file must
+    stay until the holder lets go: the store keeps the newest two snapshots, and the node
+    drops a snapshot for a newer one before that one's file can be pruned.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._starts: list[int] = []
+        """Offset in the data of each chunk's first byte."""
+        self._file_offsets: list[int] = []
+        """Where each chunk's bytes begin in the file."""
+        data_end = path.stat().st_size - _TAIL.size
+        position = len(MAGIC)
+        total = 0
+        with open(path, "rb") as f:
+            f.seek(data_end)
+            tail = f.read(_TAIL.size)
+            footer_len = _TAIL.unpack(tail)[0]
+            data_end -= footer_len
+            while position < data_end:
+                f.seek(position)
+                (length,) = _CHUNK_LENGTH.unpack(f.read(_CHUNK_LENGTH.size))
+                self._starts.append(total)
+                self._file_offsets.append(position + _CHUNK_LENGTH.size)
+                total += length
+                position += _CHUNK_LENGTH.size + length
+        self._size = total
+
+    def __len__(self) -> int:
+        return self._size
+
+    def __getitem__(self, part: slice, /) -> bytes:
+        start, stop, step = part.indices(self._size)
+        if step != 1:
+            raise ValueError("snapshot data is read in plain slices")
+        if start >= stop:
+            return b""
+        pieces: list[bytes] = []
+        fd = os.open(self.path, os.O_RDONLY)
+        try:
+            i = bisect.bisect_right(self._starts, start) - 1
+            while start < stop:
+                chunk_end = self._starts[i + 1] if i + 1 < len(self._starts) else self._size
+                take = min(stop, chunk_end) - start
+                at = self._file_offsets[i] + start - self._starts[i]
+                piece = os.pread(fd, take, at)
+                if len(piece) != take:
+                    raise SnapshotCorruptionError(self.path, f"short read at offset {at}")
+                pieces.append(piece)
+                start += take
+                i += 1
+        finally:
+            os.close(fd)
+        return b"".join(pieces)

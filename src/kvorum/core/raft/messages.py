@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import IntEnum
+from typing import Protocol
 
 NodeId = int
 
@@ -102,12 +103,31 @@ class SnapshotMeta:
     conf: ConfState
 
 
+class SnapshotData(Protocol):
+    """Snapshot bytes a host keeps outside memory (a file), read a slice at a time.
+
+    The core only ever asks a snapshot's data for its length and for the slice it sends next,
+    so a host may hand it this instead of ``bytes`` and keep memory independent of the data
+    set's size (etcd's raft reads snapshots through its Storage interface the same way).
+    """
+
+    def __len__(self) -> int: ...
+
+    def __getitem__(self, part: slice, /) -> bytes: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Snapshot:
-    """The application's state as of ``meta.index``, as opaque bytes."""
+    """The application's state as of ``meta.index``, as opaque bytes (in memory, or read
+    from where the host keeps them: see :class:`SnapshotData`)."""
 
     meta: SnapshotMeta
-    data: bytes
+    data: bytes | SnapshotData
+
+    def data_bytes(self) -> bytes:
+        """The whole data in memory (for hosts that keep snapshots as bytes, such as the
+        simulator, and for a snapshot just received, which the core assembles as bytes)."""
+        return self.data if isinstance(self.data, bytes) else self.data[0 : len(self.data)]
 
 
 @dataclass(frozen=True, slots=True)

@@ -390,6 +390,12 @@ class RaftCore:
         if self._conf_index <= snapshot.meta.index:
             self._conf_index = 0
 
+    def snapshot_stored(self, snapshot: Snapshot) -> None:
+        """The host has stored the snapshot this core handed it to install, and offers its
+        data in a form it keeps outside memory: hold that instead of the received bytes."""
+        if self._snapshot is not None and self._snapshot.meta == snapshot.meta:
+            self._snapshot = snapshot
+
     def snapshot_meta_at(self, index: int) -> SnapshotMeta:
         """The metadata a snapshot of the state machine at ``index`` must carry (its term and
         the configuration as of that index); ``index`` must be applied and not compacted."""
