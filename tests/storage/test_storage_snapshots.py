@@ -128,3 +128,20 @@ def test_file_data_of_a_damaged_snapshot_is_refused(tmp_path: Path) -> None:
     path.write_bytes(bytes(raw))
     with pytest.raises(SnapshotCorruptionError):
         store.data(meta(10, 2))
+
+
+def test_spooled_chunks_read_back_and_are_cleared(tmp_path: Path) -> None:
+    from kvorum.storage.snapshots import SnapshotSpool
+
+    spool = SnapshotSpool(tmp_path / "incoming")
+    first = spool.store(meta(10, 2), 0, b"hello ")
+    second = spool.store(meta(10, 2), 6, b"world")
+    again = spool.store(meta(10, 2), 0, b"hello ")  # a chunk sent twice lands on itself
+    assert first[0:6] == again[0:6] == b"hello " and second[1:4] == b"orl"
+    assert len(second) == 5 and second[0:100] == b"world"
+    newer = spool.store(meta(20, 2), 0, b"x")
+    spool.clear(through_index=10)
+    assert not spool.path_for(meta(10, 2)).exists() and spool.path_for(meta(20, 2)).exists()
+    assert newer[0:1] == b"x"
+    SnapshotSpool(tmp_path / "incoming")  # a restart clears what a crash left
+    assert not spool.path_for(meta(20, 2)).exists()

@@ -33,7 +33,7 @@ import random
 import shutil
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,7 +54,13 @@ from kvorum.core.raft import (
     Snapshot,
     bootstrap_log,
 )
-from kvorum.core.raft.messages import AppendEntries, ClientForward, ClientForwardReply
+from kvorum.core.raft.messages import (
+    AppendEntries,
+    ClientForward,
+    ClientForwardReply,
+    InstallSnapshot,
+    SnapshotData,
+)
 from kvorum.kv.commands import encode_entry
 from kvorum.kv.replies import ErrorReply, Reply, Verbatim
 from kvorum.kv.state_machine import KVStateMachine, encode_expire_sweep
@@ -69,6 +75,7 @@ from kvorum.server.executor import (
 )
 from kvorum.storage.lmdb_engine import LmdbEngine
 from kvorum.storage.raft_log_store import RaftLogStore, open_store
+from kvorum.storage.snapshots import SnapshotSpool, SpooledChunk
 
 log = logging.getLogger(__name__)
 
@@ -219,6 +226,7 @@ class RaftNode:
                 self.store.initial.torn_tail,
             )
         self._engine_guard = EngineGuard(config.data_dir)
+        self._spool = SnapshotSpool(config.data_dir / "raft" / "incoming")
         self.engine = LmdbEngine(config.data_dir / "kv", sync=False)
         self.machine = KVStateMachine(self.engine)
         self._bootstrap_if_new()
@@ -230,7 +238,7 @@ class RaftNode:
                 self.addresses.setdefault(int(key), PeerAddress(raft, client))
         self.core = self._build_core()
         self._inputs: list[Callable[[], None]] = []
-        self._inbox: list[Any] = []
+        self._inbox: list[Any | tuple[InstallSnapshot, SpooledChunk]] = []
         """Peer messages for the core, stepped in arrival order at the next round."""
         self._wake = _Wake()
         self._proposals: dict[int, _Proposal] = {}
@@ -383,6 +391,10 @@ class RaftNode:
             self._submit(lambda: self._accept_forward(msg))
         elif isinstance(msg, ClientForwardReply):
             self._finish_forward(msg)
+        elif isinstance(msg, InstallSnapshot) and msg.data:
+            # Spooled to disk as it arrives: the core keeps a view of the file, not the bytes.
+            self._inbox.append((msg, self._spool.store(msg.meta, msg.offset, msg.data)))
+            self._wake.set()
         else:
             self._inbox.append(msg)
             self._wake.set()
@@ -411,7 +423,10 @@ class RaftNode:
             inbox, self._inbox = self._inbox, []
             step = self.core.step
             for msg in inbox:
-                step(msg)
+                if type(msg) is tuple:
+                    self.core.step_stored_snapshot_chunk(*msg)
+                else:
+                    step(msg)
         if self._inputs:
             inputs, self._inputs = self._inputs, []
             for action in inputs:
@@ -521,7 +536,8 @@ class RaftNode:
         return out
 
     def _install_snapshot(self, snap: Snapshot) -> None:
-        self.store.install_snapshot(snap.meta, [snap.data_bytes()])
+        self.store.install_snapshot(snap.meta, _slices(snap.data))
+        self._spool.clear(through_index=snap.meta.index)
         self.engine.restore(self.store.snapshot_chunks(snap.meta), snap.meta.index)
 
     def _maybe_snapshot(self) -> None:
@@ -856,6 +872,13 @@ class RaftNode:
         except ExecutorError as exc:
             return exc.reply
         return b"OK"
+
+
+def _slices(data: bytes | SnapshotData, size: int = 1 << 20) -> list[bytes] | Iterator[bytes]:
+    """Snapshot data as chunks to write: bytes whole, a file-backed view a MiB at a time."""
+    if isinstance(data, bytes):
+        return [data]
+    return (data[i : i + size] for i in range(0, len(data), size))
 
 
 class _Wake:

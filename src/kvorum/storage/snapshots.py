@@ -17,6 +17,12 @@ File layout (little-endian)::
 because an engine may rely on them (each of the in-memory engine's chunks is one msgpack
 object). The footer sits at the end because the checksum is only known after streaming.
 
+Neither end of a transfer holds a snapshot in memory. A node sends from
+:class:`SnapshotFileData`, which reads the slice it is asked for from the file. A node
+receiving one writes each chunk to a :class:`SnapshotSpool` file as it arrives; the core keeps
+:class:`SpooledChunk` views, and the finished snapshot is written from them with
+:meth:`SnapshotStore.write` like any other.
+
 Choice on a bad latest snapshot: :meth:`SnapshotStore.latest` raises
 :class:`SnapshotCorruptionError` naming the file rather than falling back to the older one.
 Falling back is sound only if the WAL still holds every entry between the two snapshots, and
@@ -304,3 +310,66 @@ class SnapshotFileData:
         finally:
             os.close(fd)
         return b"".join(pieces)
+
+
+class SnapshotSpool:
+    """Chunks of snapshots being received, written to ``incoming-<index>-<term>.part`` files
+    as they arrive, so a follower catching up holds none of the data in memory.
+
+    A chunk is written at its own offset (a chunk sent again lands on the same bytes), and
+    what comes back is a :class:`SpooledChunk` reading those bytes from the file. Nothing is
+    fsynced: a spool only feeds :meth:`SnapshotStore.write`, which makes the snapshot durable;
+    after a crash the leader sends the snapshot again, and the next start clears the spool.
+    """
+
+    def __init__(self, directory: Path) -> None:
+        self._dir = Path(directory)
+        make_dirs_durable(self._dir)
+        self.clear()
+
+    def path_for(self, meta: SnapshotMeta) -> Path:
+        return self._dir / f"incoming-{meta.index:020d}-{meta.term:020d}.part"
+
+    def store(self, meta: SnapshotMeta, offset: int, data: bytes) -> SpooledChunk:
+        path = self.path_for(meta)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
+        try:
+            write_all(fd, data, offset)
+        finally:
+            os.close(fd)
+        return SpooledChunk(path, offset, len(data))
+
+    def clear(self, through_index: int | None = None) -> None:
+        """Delete spooled snapshots (only those at or below ``through_index`` if given)."""
+        for path in self._dir.glob("incoming-*.part"):
+            if through_index is None or int(path.name.split("-")[1]) <= through_index:
+                path.unlink(missing_ok=True)
+
+
+class SpooledChunk:
+    """One received chunk's bytes, read back from the spool file on demand."""
+
+    __slots__ = ("length", "offset", "path")
+
+    def __init__(self, path: Path, offset: int, length: int) -> None:
+        self.path = path
+        self.offset = offset
+        self.length = length
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, part: slice, /) -> bytes:
+        start, stop, step = part.indices(self.length)
+        if step != 1:
+            raise ValueError("snapshot data is read in plain slices")
+        if start >= stop:
+            return b""
+        fd = os.open(self.path, os.O_RDONLY)
+        try:
+            data = os.pread(fd, stop - start, self.offset + start)
+        finally:
+            os.close(fd)
+        if len(data) != stop - start:
+            raise SnapshotCorruptionError(self.path, f"short read at {self.offset + start}")
+        return data

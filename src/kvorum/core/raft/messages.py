@@ -116,6 +116,37 @@ class SnapshotData(Protocol):
     def __getitem__(self, part: slice, /) -> bytes: ...
 
 
+class JoinedSnapshotData:
+    """Pieces of snapshot data (bytes, or :class:`SnapshotData` a host stored) read as one
+    (a snapshot received chunk by chunk whose chunks the host kept on disk)."""
+
+    __slots__ = ("_pieces", "_size", "_starts")
+
+    def __init__(self, pieces: list[bytes | SnapshotData]) -> None:
+        self._pieces = pieces
+        self._starts: list[int] = []
+        size = 0
+        for piece in pieces:
+            self._starts.append(size)
+            size += len(piece)
+        self._size = size
+
+    def __len__(self) -> int:
+        return self._size
+
+    def __getitem__(self, part: slice, /) -> bytes:
+        start, stop, step = part.indices(self._size)
+        if step != 1:
+            raise ValueError("snapshot data is read in plain slices")
+        out: list[bytes] = []
+        for piece, first in zip(self._pieces, self._starts, strict=True):
+            end = first + len(piece)
+            if end <= start or first >= stop:
+                continue
+            out.append(bytes(piece[max(start, first) - first : min(stop, end) - first]))
+        return b"".join(out)
+
+
 @dataclass(frozen=True, slots=True)
 class Snapshot:
     """The application's state as of ``meta.index``, as opaque bytes (in memory, or read

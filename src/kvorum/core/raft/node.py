@@ -39,12 +39,14 @@ from kvorum.core.raft.messages import (
     HeartbeatResponse,
     InstallSnapshot,
     InstallSnapshotResponse,
+    JoinedSnapshotData,
     NodeId,
     ReadIndexRequest,
     ReadIndexResponse,
     RequestVote,
     RequestVoteResponse,
     Snapshot,
+    SnapshotData,
     SnapshotMeta,
     TimeoutNow,
 )
@@ -243,7 +245,9 @@ class RaftCore:
         self._heartbeat_wanted = False
         self._read_round_wanted = False
         self._read_round_askers: set[NodeId] = set()
-        self._snap_recv: tuple[InstallSnapshot, bytearray] | None = None
+        self._snap_recv: tuple[InstallSnapshot, list[bytes | SnapshotData], int] | None = None
+        """A snapshot being received: its first chunk, the pieces so far, their total bytes."""
+        self._stored_chunk: SnapshotData | None = None
         self._snapshot_to_install: Snapshot | None = None
         self._step_role = self._step_follower
 
@@ -272,6 +276,18 @@ class RaftCore:
             self._tick_leader()
         else:
             self._tick_election()
+
+    def step_stored_snapshot_chunk(self, msg: InstallSnapshot, stored: SnapshotData) -> None:
+        """:meth:`step` an InstallSnapshot whose ``data`` the host has already written
+        somewhere of its own, offering it back as ``stored`` (same bytes): the core keeps
+        that instead of the bytes, so receiving a snapshot needs no memory for its data."""
+        if len(stored) != len(msg.data):
+            raise ValueError(f"stored chunk holds {len(stored)} bytes, message {len(msg.data)}")
+        self._stored_chunk = stored
+        try:
+            self.step(msg)
+        finally:
+            self._stored_chunk = None
 
     def step(self, msg: Any) -> None:
         """Handle one message addressed to this node (messages for others are ignored)."""
@@ -715,18 +731,19 @@ class RaftCore:
     def _handle_snapshot_chunk(self, msg: InstallSnapshot) -> None:
         recv = self._snap_recv
         if msg.offset == 0:
-            recv = (msg, bytearray())
-        elif recv is None or recv[0].meta != msg.meta or msg.offset > len(recv[1]):
+            recv = (msg, [], 0)
+        elif recv is None or recv[0].meta != msg.meta or msg.offset > recv[2]:
             self._snap_recv = None
             self._send(InstallSnapshotResponse(self.id, msg.src, self.term, msg.meta.index, 0))
             return
-        first, buf = recv
-        if msg.offset == len(buf):
-            buf.extend(msg.data)
-        self._snap_recv = (first, buf)
-        if not (msg.done and msg.offset + len(msg.data) == len(buf)):
+        first, pieces, received = recv
+        if msg.offset == received and msg.data:
+            pieces.append(msg.data if self._stored_chunk is None else self._stored_chunk)
+            received += len(msg.data)
+        self._snap_recv = (first, pieces, received)
+        if not (msg.done and msg.offset + len(msg.data) == received):
             self._send(
-                InstallSnapshotResponse(self.id, msg.src, self.term, msg.meta.index, len(buf))
+                InstallSnapshotResponse(self.id, msg.src, self.term, msg.meta.index, received)
             )
             return
         self._snap_recv = None
@@ -740,7 +757,12 @@ class RaftCore:
         else:
             # Conflicting or missing: the snapshot replaces our whole log.
             self.log.restore(meta.index, meta.term)
-            self._snapshot = Snapshot(meta, bytes(buf))
+            in_memory = [p for p in pieces if isinstance(p, bytes)]
+            data: bytes | SnapshotData = (
+                b"".join(in_memory) if len(in_memory) == len(pieces)
+                else JoinedSnapshotData(pieces)
+            )
+            self._snapshot = Snapshot(meta, data)
             self._snapshot_to_install = self._snapshot
             self._base_conf = meta.conf
             self._conf_index = 0
