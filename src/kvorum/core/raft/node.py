@@ -836,7 +836,14 @@ class RaftCore:
                 pr.become_probe()
             elif pr.next_index - 1 != msg.rejected_index:
                 return  # stale: not the probe we are waiting for
-            pr.next_index = self._next_after_rejection(msg, pr)
+            next_index = self._next_after_rejection(msg, pr)
+            if next_index == msg.rejected_index + 1:
+                # The follower rejects the very entry it once acknowledged (match_index): it
+                # lost its log (a wiped data folder), and backing off below match_index is
+                # not allowed. Probing again at once would ping-pong as fast as the network
+                # goes (seen: 26k messages a second); wait for the next heartbeat instead.
+                return
+            pr.next_index = next_index
             pr.probe_sent = False
             self._send_append(msg.src)
             return
