@@ -144,7 +144,7 @@ def run(results_dir: Path, quick: bool) -> None:
     lines = [
         "# Catch-up through a snapshot: memory and time",
         "",
-        f"machine: {machine_line()}",
+        machine_line(),
         "",
         "NOT RESULTS: a --quick smoke run." if quick else
         "SETs of 100-byte values through the leader, a snapshot every 100 entries; "
