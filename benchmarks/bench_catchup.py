@@ -21,7 +21,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.bench_cluster import _free_port_run, _kvorum_env, _wait_for_leader
+from benchmarks.bench_cluster import (
+    _free_port_run,
+    _kvorum_env,
+    _wait_for_leader,
+    stop_processes,
+)
 from benchmarks.run import machine_line
 from kvorum.client.resp_client import RespClient
 from kvorum.server.resp import encode_command
@@ -125,14 +130,7 @@ def _measure(keys: int) -> tuple[int, float, int, float, int, int]:
         catchup_s = time.monotonic() - began
         leader_kib = _rss_anon_kib(procs[leader].pid)
     finally:
-        for proc in procs.values():
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in procs.values():
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        stop_processes(procs.values())
         shutil.rmtree(root, ignore_errors=True)
 
     return target, load_s, snapshot_bytes, catchup_s, peak_kib, leader_kib

@@ -47,7 +47,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -689,6 +689,20 @@ def _profiled_node(profile_path: Path, node_args: list[str]) -> None:
             merged.dump_stats(str(profile_path) + ".threads")
 
 
+def stop_processes(procs: Iterable[subprocess.Popen[bytes]]) -> None:
+    """SIGTERM every process still running, wait up to 30 s each, then SIGKILL."""
+    procs = list(procs)
+    for proc in procs:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+    for proc in procs:
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 def _make_leader(node_id: int, ports: dict[int, int], attempts: int = 10) -> None:
     """Ask whoever leads to hand leadership to ``node_id`` until ``node_id`` says it leads
     (a transfer can lapse when the target is behind, e.g. slowed down by a profiler)."""
@@ -748,15 +762,7 @@ def profile_leader(
         print(f"{workload.upper()} {connections} on node {leader}; node 1 is now {role}:",
               {k: result.get(k) for k in shown})
     finally:
-        for proc in procs.values():
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in procs.values():
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop_processes(procs.values())
         shutil.rmtree(data_dir, ignore_errors=True)
     for path in (profile_path, Path(str(profile_path) + ".threads")):
         if path.exists():

@@ -116,6 +116,15 @@ class SnapshotData(Protocol):
     def __getitem__(self, part: slice, /) -> bytes: ...
 
 
+def plain_slice(part: slice, size: int) -> tuple[int, int]:
+    """``part``'s start and stop within ``size`` bytes; ValueError for a step other than 1
+    (a :class:`SnapshotData` is only ever read in plain slices)."""
+    start, stop, step = part.indices(size)
+    if step != 1:
+        raise ValueError("snapshot data is read in plain slices")
+    return start, max(start, stop)
+
+
 class JoinedSnapshotData:
     """Pieces of snapshot data (bytes, or :class:`SnapshotData` a host stored) read as one
     (a snapshot received chunk by chunk whose chunks the host kept on disk)."""
@@ -135,9 +144,7 @@ class JoinedSnapshotData:
         return self._size
 
     def __getitem__(self, part: slice, /) -> bytes:
-        start, stop, step = part.indices(self._size)
-        if step != 1:
-            raise ValueError("snapshot data is read in plain slices")
+        start, stop = plain_slice(part, self._size)
         out: list[bytes] = []
         for piece, first in zip(self._pieces, self._starts, strict=True):
             end = first + len(piece)
