@@ -281,7 +281,8 @@ class RaftNode:
         snapshot = None
         if init.snapshot is not None:
             # Read from the file as it is sent: the data set is never held in memory.
-            snapshot = Snapshot(init.snapshot, self.store.snapshot_data())
+            # Checked end to end when the store opened (SnapshotStore.latest).
+            snapshot = Snapshot(init.snapshot, self.store.snapshot_data(verified=True))
         # The membership is in the log (bootstrap entries and later changes) or the snapshot.
         voters: frozenset[int] = frozenset()
         for e in init.entries:
@@ -453,7 +454,9 @@ class RaftNode:
         if rd.snapshot is not None:
             await asyncio.to_thread(self._install_snapshot, rd.snapshot)
             # The core assembled it in memory; from now on it is read from the file.
-            stored = Snapshot(rd.snapshot.meta, self.store.snapshot_data(rd.snapshot.meta))
+            # Just written and checksummed by install_snapshot: not read back on the loop.
+            data = self.store.snapshot_data(rd.snapshot.meta, verified=True)
+            stored = Snapshot(rd.snapshot.meta, data)
             self.core.snapshot_stored(stored)
         if rd.must_sync:
             for e in rd.entries:
@@ -567,7 +570,8 @@ class RaftNode:
         except ValueError:
             log.warning("node %d: snapshot %s no longer fits the log", self.config.node_id, meta)
             return
-        self.core.compact(Snapshot(meta, self.store.snapshot_data(meta)))
+        # Just written and checksummed in the background: not read back on the loop.
+        self.core.compact(Snapshot(meta, self.store.snapshot_data(meta, verified=True)))
 
     # --- membership addresses ----------------------------------------------------------------
 

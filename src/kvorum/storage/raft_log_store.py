@@ -297,12 +297,15 @@ class RaftLogStore:
             raise LookupError("there is no snapshot")
         return self._snapshots.read_chunks(meta)
 
-    def snapshot_data(self, meta: SnapshotMeta | None = None) -> SnapshotFileData:
-        """A snapshot's data (the latest by default), read from its file on demand."""
+    def snapshot_data(
+        self, meta: SnapshotMeta | None = None, *, verified: bool = False
+    ) -> SnapshotFileData:
+        """A snapshot's data (the latest by default), read from its file on demand; see
+        :meth:`SnapshotStore.data` for ``verified``."""
         meta = meta or self._snapshot
         if meta is None:
             raise LookupError("there is no snapshot")
-        return self._snapshots.data(meta)
+        return self._snapshots.data(meta, verified=verified)
 
     def restore_engine_if_behind(self, engine: Engine) -> bool:
         """Restore ``engine`` from the latest snapshot if it has applied less than the

@@ -218,10 +218,14 @@ class SnapshotStore:
             raise FileNotFoundError(f"no snapshot file {path}")
         return self._chunks(path)
 
-    def data(self, meta: SnapshotMeta) -> SnapshotFileData:
-        """The snapshot's data as a :class:`SnapshotFileData` (whole file checked first)."""
+    def data(self, meta: SnapshotMeta, *, verified: bool = False) -> SnapshotFileData:
+        """The snapshot's data as a :class:`SnapshotFileData`. The whole file is checked
+        first unless the caller says it already was (``verified``): :meth:`latest` checks
+        the newest at open, and :meth:`write` checksums what it writes, so reading a large
+        snapshot back at once would only repeat that."""
         path = self.path_for(meta)
-        self.verify(path)
+        if not verified:
+            self.verify(path)
         return SnapshotFileData(path)
 
     def _chunks(self, path: Path) -> Iterator[bytes]:
