@@ -156,7 +156,7 @@ class CoreCluster:
         if not self.leader.core.is_leader:
             raise RuntimeError("node 1 did not become leader with only its clock running")
         self.deliver_until_quiet()
-        if self.leader.core.log.committed < 1:
+        if self.leader.core.commit_index < 1:
             raise RuntimeError("the leader's no-op did not commit")
         self.reset_counters()
 
@@ -218,7 +218,7 @@ class CoreCluster:
         """Raise AssertionError unless all persisted logs agree entry by entry where they
         overlap and the leader's commit index is persisted on a majority."""
         leader_log = self.leader.log
-        committed = self.leader.core.log.committed
+        committed = self.leader.core.commit_index
         holding = 0
         for node_id, host in self.hosts.items():
             overlap = min(len(host.log), len(leader_log))
@@ -273,13 +273,13 @@ def run_unbatched(
     The window is filled before the clock starts, so the timed loop is steady state; message
     and write counts cover the timed loop only. ``profiler``, if given, runs only during it."""
     _check_sizes(entries, window_entries)
-    leader, log = cluster.leader, cluster.leader.core.log
+    leader, log = cluster.leader, cluster.leader.core
 
     def top_up() -> int:
         # Bounded, because a single-node cluster commits each entry as soon as it is drained
         # and its window would never fill.
         proposed = 0
-        while log.last_index - log.committed < window_entries and proposed < window_entries:
+        while log.last_index - log.commit_index < window_entries and proposed < window_entries:
             leader.core.propose(PAYLOAD)
             cluster.drain(leader)
             proposed += 1
@@ -287,17 +287,17 @@ def run_unbatched(
 
     top_up()
     cluster.reset_counters()
-    start_commit = log.committed
+    start_commit = log.commit_index
     target = start_commit + entries
     with _timed(profiler) as elapsed:
-        while log.committed < target:
+        while log.commit_index < target:
             proposed = top_up()
             if cluster.queue:
                 cluster.deliver_one()
             elif not proposed:
                 raise RuntimeError("stalled: window full and no message in flight")
     cpu_s = elapsed[0]
-    return _result(cluster, False, window_entries, log.committed - start_commit, cpu_s)
+    return _result(cluster, False, window_entries, log.commit_index - start_commit, cpu_s)
 
 
 def run_batched(
@@ -312,12 +312,12 @@ def run_batched(
     _check_sizes(entries, window_entries)
     if window_entries < BATCH_ENTRIES:
         raise ValueError(f"window_entries {window_entries} is smaller than a batch")
-    leader, log = cluster.leader, cluster.leader.core.log
+    leader, log = cluster.leader, cluster.leader.core
     batch = [PAYLOAD] * BATCH_ENTRIES
 
     def top_up() -> int:
         proposed = 0
-        while log.last_index - log.committed + BATCH_ENTRIES <= window_entries:
+        while log.last_index - log.commit_index + BATCH_ENTRIES <= window_entries:
             leader.core.propose_batch(batch)
             proposed += BATCH_ENTRIES
         cluster.drain(leader)
@@ -325,17 +325,17 @@ def run_batched(
 
     top_up()
     cluster.reset_counters()
-    start_commit = log.committed
+    start_commit = log.commit_index
     target = start_commit + entries
     with _timed(profiler) as elapsed:
-        while log.committed < target:
+        while log.commit_index < target:
             proposed = top_up()
             if cluster.queue:
                 cluster.deliver_round()
             elif not proposed:
                 raise RuntimeError("stalled: window full and no message in flight")
     cpu_s = elapsed[0]
-    return _result(cluster, True, window_entries, log.committed - start_commit, cpu_s)
+    return _result(cluster, True, window_entries, log.commit_index - start_commit, cpu_s)
 
 
 def _result(

@@ -59,6 +59,7 @@ from kvorum.core.raft.messages import (
     ClientForward,
     ClientForwardReply,
     InstallSnapshot,
+    RaftMessage,
     SnapshotData,
 )
 from kvorum.kv.commands import encode_entry
@@ -238,7 +239,7 @@ class RaftNode:
                 self.addresses.setdefault(int(key), PeerAddress(raft, client))
         self.core = self._build_core()
         self._inputs: list[Callable[[], None]] = []
-        self._inbox: list[Any | tuple[InstallSnapshot, SpooledChunk]] = []
+        self._inbox: list[RaftMessage | tuple[InstallSnapshot, SpooledChunk]] = []
         """Peer messages for the core, stepped in arrival order at the next round."""
         self._wake = _Wake()
         self._proposals: dict[int, _Proposal] = {}
@@ -424,7 +425,7 @@ class RaftNode:
             inbox, self._inbox = self._inbox, []
             step = self.core.step
             for msg in inbox:
-                if type(msg) is tuple:
+                if isinstance(msg, tuple):
                     self.core.step_stored_snapshot_chunk(*msg)
                 else:
                     step(msg)
@@ -548,10 +549,10 @@ class RaftNode:
         core = self.core
         if self._snapshotting or not every:
             return
-        if core.log.applied - core.log.snapshot_index < every:
+        if core.applied_index - core.snapshot_index < every:
             return
         applied = self.engine.applied_index()
-        if applied <= core.log.snapshot_index or applied > core.log.applied:
+        if applied <= core.snapshot_index or applied > core.applied_index:
             return
         meta = core.snapshot_meta_at(applied)
         future = self.store.snapshot_in_background(self.engine, meta.conf)
@@ -762,7 +763,7 @@ class RaftNode:
         return self._clock_ms()
 
     def raft_status(self) -> dict[str, Any]:
-        status = self.core.status()
+        status = self.core.status().to_dict()
         now = time.monotonic()
         status["applied"] = self.engine.applied_index()
         status["last_contact_ms"] = {
@@ -783,9 +784,9 @@ class RaftNode:
             "kvorum_node_id": self.config.node_id,
             "kvorum_term": core.term,
             "kvorum_leader_id": -1 if leader is None else leader,
-            "kvorum_commit_index": core.log.committed,
+            "kvorum_commit_index": core.commit_index,
             "kvorum_applied_index": self.engine.applied_index(),
-            "kvorum_last_index": core.log.last_index,
+            "kvorum_last_index": core.last_index,
         }
         if leader is not None and leader in self.addresses and not core.is_leader:
             host, _, port = self.addresses[leader].client.rpartition(":")
@@ -803,7 +804,7 @@ class RaftNode:
                     continue
                 host, _, port = self.addresses[peer].client.rpartition(":")
                 replicas.append([host.encode(), port.encode(), str(pr.match_index).encode()])
-            return [b"master", core.log.committed, replicas]
+            return [b"master", core.commit_index, replicas]
         leader = core.leader_id
         if leader is None or leader not in self.addresses:
             return [b"slave", b"", -1, b"connect", -1]

@@ -41,7 +41,8 @@ def _one_leader_per_term(*envs: InteractionEnv) -> bool:
 
 
 def _log_terms(env: InteractionEnv, node_id: int) -> list[tuple[int, int]]:
-    return [(e.term, e.index) for e in env.core(node_id).log.entries]
+    core = env.core(node_id)
+    return [(e.term, e.index) for e in core.entries(core.snapshot_index + 1, core.last_index + 1)]
 
 
 # --- RAFT-1 ------------------------------------------------------------------------------------
@@ -193,22 +194,22 @@ def raft2(out: Printer) -> Verdict:
     out("1. A client sends x=1 to the leader. S1 appends it (uncommitted: the seed's dashed")
     out("   box) and sends AppendEntries to every follower.")
     _show(out, env.propose(1, b"x=1"))
-    index = env.core(1).log.last_index
-    uncommitted_at_first = env.core(1).log.committed < index
-    out(f"   S1: entry {index} written, commit index still {env.core(1).log.committed}.")
+    index = env.core(1).last_index
+    uncommitted_at_first = env.core(1).commit_index < index
+    out(f"   S1: entry {index} written, commit index still {env.core(1).commit_index}.")
     out("2. S2 and S3 receive it; their acknowledgements reach S1 one by one.")
     _show(out, env.deliver(message_filter(src=1, dst=2)))
     _show(out, env.deliver(message_filter(src=1, dst=3)))
     _show(out, env.deliver(message_filter(src=2, dst=1)))
-    after_one_ack = env.core(1).log.committed
+    after_one_ack = env.core(1).commit_index
     out(f"   After S2's ack: copies on S1, S2 = 2 of 5, commit index {after_one_ack} (not yet).")
     _show(out, env.deliver(message_filter(src=3, dst=1)))
-    leader_commit = env.core(1).log.committed
+    leader_commit = env.core(1).commit_index
     leader_applied = any(d == b"x=1" for _, d in env.node(1).applied)
-    followers_behind = all(env.core(i).log.committed < index for i in (2, 3, 4, 5))
+    followers_behind = all(env.core(i).commit_index < index for i in (2, 3, 4, 5))
     out(f"   After S3's ack: 3 of 5 — a majority. S1 commits {index}, applies x=1 and can answer")
     out("   the client. The followers do not know yet: their commit indexes are "
-        f"{[env.core(i).log.committed for i in (2, 3, 4, 5)]}.")
+        f"{[env.core(i).commit_index for i in (2, 3, 4, 5)]}.")
     out("3. Later AppendEntries (here: the rest of the queue and a heartbeat) carry the commit")
     out("   index; the followers commit and apply.")
     env.stabilize()
@@ -302,11 +303,12 @@ def raft3(out: Printer) -> Verdict:
         _show(out, env.stabilize())
         won = env.leader() == candidate
         refused = _refusers(env, candidate, pre_vote=False)
-        last = env.core(candidate).log
+        last = env.core(candidate)
         more_up_to_date = sorted(
             i
             for i in env.nodes
-            if i != candidate and not env.core(i).log.is_up_to_date(last.last_index, last.last_term)
+            if i != candidate
+            and (env.core(i).last_term, env.core(i).last_index) > (last.last_term, last.last_index)
         )
         out(f"   -> refused by {[f'S{r}' for r in refused]} (exactly the servers whose logs are "
             f"more up to date: {[f'S{r}' for r in more_up_to_date]}); S{candidate} is "

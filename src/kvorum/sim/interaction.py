@@ -52,12 +52,13 @@ from kvorum.core.raft.messages import (
     HeartbeatResponse,
     InstallSnapshot,
     InstallSnapshotResponse,
-    Message,
     ReadIndexRequest,
-    ReadIndexResponse,
     RequestVote,
     RequestVoteResponse,
     TimeoutNow,
+)
+from kvorum.core.raft.messages import (
+    RaftMessage as Message,
 )
 from kvorum.sim.memory_storage import MemoryStorage
 
@@ -128,10 +129,8 @@ def format_message(msg: Message) -> str:
         tail = ""
     elif isinstance(msg, ReadIndexRequest):
         tail = f" ctx={msg.ctx}"
-    elif isinstance(msg, ReadIndexResponse):
-        tail = f" ctx={msg.ctx} index={msg.index} {'ok' if msg.ok else 'failed'}"
     else:
-        tail = f" req={msg.req_id}"
+        tail = f" ctx={msg.ctx} index={msg.index} {'ok' if msg.ok else 'failed'}"
     return head + tail
 
 
@@ -480,8 +479,8 @@ class InteractionEnv:
         self._restart_core(node, node.incarnation)
         c = node.core
         self._print(
-            f"{node_id} restarted: {format_hard_state(c.hard_state)} last={c.log.last_term}:"
-            f"{c.log.last_index} applied={c.log.applied}"
+            f"{node_id} restarted: {format_hard_state(c.hard_state)} last={c.last_term}:"
+            f"{c.last_index} applied={c.applied_index}"
         )
         self._handle_readies(node)
         return self._take_output()
@@ -563,36 +562,39 @@ class InteractionEnv:
         core.compact(snap)
         return (
             f"{node_id}: snapshot {meta.term}:{meta.index} ({len(snap.data)} bytes),"
-            f" log now starts after {core.log.snapshot_index}"
+            f" log now starts after {core.snapshot_index}"
         )
 
     # --- inspection ------------------------------------------------------------------------------
 
     def log_text(self, node_id: int) -> str:
         node = self.node(node_id)
-        log = node.core.log
-        snap = f"snap={log.snapshot_term}:{log.snapshot_index} " if log.snapshot_index else ""
-        ents = " ".join(map(format_entry, log.entries))
-        return f"{node_id}: {snap}[{ents}] commit={log.committed} applied={log.applied}"
+        core = node.core
+        s = core.status()
+        snap = ""
+        if s.snapshot_index:
+            snap = f"snap={core.term_at(s.snapshot_index)}:{s.snapshot_index} "
+        ents = " ".join(map(format_entry, core.entries(s.first_index, s.last_index + 1)))
+        return f"{node_id}: {snap}[{ents}] commit={s.commit_index} applied={s.applied_index}"
 
     def status_text(self, node_id: int) -> str:
         node = self.node(node_id)
         if not node.up:
             return f"{node_id}: down"
         s = node.core.status()
-        vote = "-" if s["vote"] is None else s["vote"]
-        leader = "-" if s["leader"] is None else s["leader"]
+        vote = "-" if s.vote is None else s.vote
+        leader = "-" if s.leader_id is None else s.leader_id
         line = (
-            f"{node_id}: {s['role']} term={s['term']} vote={vote} leader={leader}"
-            f" last={node.core.log.last_term}:{s['last_index']} commit={s['commit']}"
-            f" applied={s['applied']} voters={s['voters']}"
+            f"{node_id}: {s.role.value} term={s.term} vote={vote} leader={leader}"
+            f" last={s.last_term}:{s.last_index} commit={s.commit_index}"
+            f" applied={s.applied_index} voters={sorted(s.conf.voters)}"
         )
-        if s["learners"]:
-            line += f" learners={s['learners']}"
-        if node.core.is_leader:
+        if s.conf.learners:
+            line += f" learners={sorted(s.conf.learners)}"
+        if s.is_leader:
             prs = [
-                f"{p}:{pr['state']} match={pr['match']} next={pr['next']}"
-                for p, pr in s["progress"].items()
+                f"{p}:{pr.state} match={pr.match_index} next={pr.next_index}"
+                for p, pr in sorted(s.progress.items())
                 if p != node_id
             ]
             line += "\n  progress " + ", ".join(prs)

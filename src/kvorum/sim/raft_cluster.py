@@ -177,8 +177,8 @@ class SimNode:
         self.up = True
         self.core = self._new_core()
         self.cluster.trace(
-            f"n{self.id} RESTART term={self.core.term} last={self.core.log.last_index}"
-            f" commit={self.core.log.committed}"
+            f"n{self.id} RESTART term={self.core.term} last={self.core.last_index}"
+            f" commit={self.core.commit_index}"
         )
         self.cluster.schedule_tick(self)
 
@@ -271,7 +271,7 @@ class SimNode:
     def _serve_reads(self) -> None:
         if not self.reads_to_serve:
             return
-        applied = self.core.log.applied
+        applied = self.core.applied_index
         still = []
         for index, op in self.reads_to_serve:
             if applied >= index:
@@ -393,7 +393,7 @@ class RaftCluster:
                 node.on_leadership_lost()
             if term != -1:
                 self.trace(
-                    f"n{node.id} became LEADER of term {term} last={node.core.log.last_index}"
+                    f"n{node.id} became LEADER of term {term} last={node.core.last_index}"
                 )
                 for hook in self.on_new_leader:
                     hook(node.id)

@@ -130,15 +130,15 @@ def _liveness(cluster: RaftCluster, checker: RaftInvariants, options: SimOptions
     if len(leaders) != 1:
         return f"Liveness: {len(leaders)} leaders {bound} ticks after faults stopped"
     leader = leaders[0]
-    commit = leader.core.log.committed
+    commit = leader.core.commit_index
     if commit < checker.max_committed:
         return f"Liveness: leader n{leader.id} commit {commit} < committed {checker.max_committed}"
     # Servers removed from the cluster are not owed the log any more.
     members = leader.core.conf.members
     behind = [
-        f"n{n.id}@{n.core.log.applied}"
+        f"n{n.id}@{n.core.applied_index}"
         for n in up
-        if n.id in members and n.core.log.applied < commit
+        if n.id in members and n.core.applied_index < commit
     ]
     if behind:
         return (

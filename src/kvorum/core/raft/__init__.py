@@ -24,9 +24,9 @@ from kvorum.core.raft.node import (
     RaftCore,
     RaftReady,
     ReadState,
-    Role,
     UnsafeSwitches,
 )
+from kvorum.core.raft.status import PeerStatus, RaftStatus, Role
 
 __all__ = [
     "ConfChange",
@@ -36,10 +36,12 @@ __all__ = [
     "EntryKind",
     "HardState",
     "NotLeader",
+    "PeerStatus",
     "ProposalDropped",
     "RaftConfig",
     "RaftCore",
     "RaftReady",
+    "RaftStatus",
     "ReadState",
     "Role",
     "Snapshot",

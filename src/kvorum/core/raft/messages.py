@@ -320,6 +320,21 @@ class ClientForwardReply:
     body: bytes
 
 
+RaftMessage = (
+    RequestVote
+    | RequestVoteResponse
+    | AppendEntries
+    | AppendEntriesResponse
+    | Heartbeat
+    | HeartbeatResponse
+    | InstallSnapshot
+    | InstallSnapshotResponse
+    | TimeoutNow
+    | ReadIndexRequest
+    | ReadIndexResponse
+)
+"""Every message a Raft core steps (``RaftCore.step`` takes exactly these)."""
+
 Message = (
     RequestVote
     | RequestVoteResponse

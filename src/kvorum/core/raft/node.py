@@ -21,9 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
-from enum import Enum
 from random import Random
-from typing import Any
 
 from kvorum.core.raft.log import RaftLog
 from kvorum.core.raft.messages import (
@@ -41,6 +39,7 @@ from kvorum.core.raft.messages import (
     InstallSnapshotResponse,
     JoinedSnapshotData,
     NodeId,
+    RaftMessage,
     ReadIndexRequest,
     ReadIndexResponse,
     RequestVote,
@@ -52,14 +51,8 @@ from kvorum.core.raft.messages import (
 )
 from kvorum.core.raft.progress import Inflights, Progress, ProgressState
 from kvorum.core.raft.quorum import VoteResult, majority, quorum_value, tally_votes
+from kvorum.core.raft.status import PeerStatus, RaftStatus, Role
 from kvorum.core.shape import Ready
-
-
-class Role(Enum):
-    FOLLOWER = "follower"
-    PRE_CANDIDATE = "pre-candidate"
-    CANDIDATE = "candidate"
-    LEADER = "leader"
 
 
 class NotLeader(Exception):
@@ -129,10 +122,10 @@ class ReadState:
 
 
 @dataclass(slots=True)
-class RaftReady(Ready):
+class RaftReady(Ready[RaftMessage]):
     """What the driver must do, in this order: persist, send, apply; then ``advance``."""
 
-    early_messages: list[Any] = field(default_factory=list)
+    early_messages: list[RaftMessage] = field(default_factory=list)
     """A leader's appends and heartbeats, which may be sent *before* this ready is persisted
     (thesis §10.2.1: the leader writes its own disk in parallel with replicating). Safe
     because the leader counts its own copy of an entry only once ``advance`` reports it
@@ -152,7 +145,7 @@ class RaftReady(Ready):
     """Contexts of reads that cannot be served here (no leader, leadership lost)."""
 
     @property
-    def all_messages(self) -> list[Any]:
+    def all_messages(self) -> list[RaftMessage]:
         """Every message, for drivers that send everything after persisting."""
         return self.early_messages + self.messages if self.early_messages else self.messages
 
@@ -234,7 +227,7 @@ class RaftCore:
         self._transfer_elapsed = 0
         self._pending_conf_index = 0
         self._uncommitted_bytes = 0
-        self._msgs: list[Any] = []
+        self._msgs: list[RaftMessage] = []
         self._read_states: list[ReadState] = []
         self._failed_reads: list[int] = []
         self._pending_reads: list[_PendingRead] = []
@@ -289,7 +282,7 @@ class RaftCore:
         finally:
             self._stored_chunk = None
 
-    def step(self, msg: Any) -> None:
+    def step(self, msg: RaftMessage) -> None:
         """Handle one message addressed to this node (messages for others are ignored)."""
         if msg.dst != self.id:
             return
@@ -458,7 +451,8 @@ class RaftCore:
         self._read_round_askers.clear()
         persisted = self._persisted_hs
         vote_changed = persisted.term != self.term or persisted.vote != self.vote
-        messages, early = self._msgs, []
+        messages: list[RaftMessage] = self._msgs
+        early: list[RaftMessage] = []
         if self.role is Role.LEADER and not vote_changed:
             early = [m for m in messages if isinstance(m, _EARLY_TYPES)]
             if early:
@@ -497,25 +491,66 @@ class RaftCore:
             if self.role is Role.LEADER:
                 self._maybe_auto_promote()
 
-    def status(self) -> dict[str, Any]:
-        """A plain-data picture of this server, for status commands, metrics and traces."""
-        return {
-            "id": self.id,
-            "role": self.role.value,
-            "term": self.term,
-            "vote": self.vote,
-            "leader": self.leader_id,
-            "commit": self.log.committed,
-            "applied": self.log.applied,
-            "last_index": self.log.last_index,
-            "snapshot_index": self.log.snapshot_index,
-            "voters": sorted(self.conf.voters),
-            "learners": sorted(self.conf.learners),
-            "progress": {
-                p: {"match": pr.match_index, "next": pr.next_index, "state": pr.state.value}
-                for p, pr in sorted(self.progress.items())
-            },
+    def status(self) -> RaftStatus:
+        """A read-only copy of what the outside may know of this server (see
+        :mod:`kvorum.core.raft.status`)."""
+        log = self.log
+        progress = {
+            p: PeerStatus(pr.match_index, pr.next_index, pr.state.value, pr.recent_active)
+            for p, pr in self.progress.items()
         }
+        return RaftStatus(
+            node_id=self.id,
+            role=self.role,
+            term=self.term,
+            vote=self.vote,
+            leader_id=self.leader_id,
+            commit_index=log.committed,
+            applied_index=log.applied,
+            first_index=log.first_index,
+            last_index=log.last_index,
+            last_term=log.last_term,
+            snapshot_index=log.snapshot_index,
+            conf=self.conf,
+            lead_transferee=self.lead_transferee,
+            progress=progress if self.role is Role.LEADER else {},
+        )
+
+    # Cheap read-only scalars for hosts that consult them every round.
+
+    @property
+    def commit_index(self) -> int:
+        return self.log.committed
+
+    @property
+    def applied_index(self) -> int:
+        return self.log.applied
+
+    @property
+    def last_index(self) -> int:
+        return self.log.last_index
+
+    @property
+    def last_term(self) -> int:
+        return self.log.last_term
+
+    @property
+    def snapshot_index(self) -> int:
+        return self.log.snapshot_index
+
+    def term_at(self, index: int) -> int | None:
+        """The term of the entry at ``index`` (None if compacted or not there)."""
+        return self.log.term(index)
+
+    def entries(self, lo: int, hi: int) -> list[Entry]:
+        """The entries ``lo <= index < hi`` this core holds (for checkers and tools; ValueError
+        if any of them is compacted or missing)."""
+        if lo < self.log.first_index or hi > self.log.last_index + 1:
+            raise ValueError(
+                f"entries [{lo}, {hi}) outside the log [{self.log.first_index}, "
+                f"{self.log.last_index + 1})"
+            )
+        return self.log.slice(lo, hi)
 
     # --- roles -----------------------------------------------------------------------------
 
@@ -655,7 +690,7 @@ class RaftCore:
         else:
             self._send(RequestVoteResponse(self.id, msg.src, self.term, False, msg.pre_vote))
 
-    def _step_candidate(self, msg: Any) -> None:
+    def _step_candidate(self, msg: RaftMessage) -> None:
         if isinstance(msg, (AppendEntries, Heartbeat, InstallSnapshot)):
             self._become_follower(msg.term, msg.src)
             self._step_follower(msg)
@@ -675,7 +710,7 @@ class RaftCore:
 
     # --- follower --------------------------------------------------------------------------
 
-    def _step_follower(self, msg: Any) -> None:
+    def _step_follower(self, msg: RaftMessage) -> None:
         if isinstance(msg, AppendEntries):
             self._heard_from_leader(msg.src)
             self._handle_append(msg)
@@ -796,7 +831,7 @@ class RaftCore:
             recent_active=True,
         )
 
-    def _step_leader(self, msg: Any) -> None:
+    def _step_leader(self, msg: RaftMessage) -> None:
         if isinstance(msg, ReadIndexRequest):
             self._leader_read(msg.ctx, msg.src, lease=False)
             return
@@ -1070,5 +1105,5 @@ class RaftCore:
 
     # --- output ----------------------------------------------------------------------------
 
-    def _send(self, msg: Any) -> None:
+    def _send(self, msg: RaftMessage) -> None:
         self._msgs.append(msg)
