@@ -62,16 +62,15 @@ from kvorum.core.raft.messages import (
     RaftMessage,
     SnapshotData,
 )
+from kvorum.host.errors import CommitTimeoutError, NoLeaderError, WriteLostError
 from kvorum.kv.commands import encode_entry
 from kvorum.kv.replies import ErrorReply, Reply, Verbatim
 from kvorum.kv.state_machine import KVStateMachine, encode_expire_sweep
 from kvorum.runtime.transport import PeerTransport, TransportConfig
 from kvorum.server.executor import (
-    CommitTimeoutError,
     Consistency,
     ExecutorError,
     InfoSections,
-    NoLeaderError,
     wall_clock_ms,
 )
 from kvorum.storage.lmdb_engine import LmdbEngine
@@ -91,14 +90,6 @@ a probe) before sending it, hoping the next append to that peer carries it inste
 
 class DataDirInUseError(RuntimeError):
     """Another process holds this node's data folder."""
-
-
-class WriteLostError(ExecutorError):
-    """The leader changed before the write committed, and another entry took its place: the
-    write was definitely not applied, so retrying it is safe."""
-
-    def __init__(self) -> None:
-        super().__init__("TRYAGAIN leader changed before the write committed; it was not applied")
 
 
 class EngineGuard:
@@ -695,7 +686,7 @@ class RaftNode:
                     self.config.node_id, msg.src, 0, msg.req_id, True, pack_replies(f.result())
                 )
             else:
-                text = exc.reply.message if isinstance(exc, ExecutorError) else "ERR internal error"
+                text = exc.message if isinstance(exc, ExecutorError) else "ERR internal error"
                 reply = ClientForwardReply(
                     self.config.node_id, msg.src, 0, msg.req_id, False, text.encode()
                 )
@@ -847,7 +838,7 @@ class RaftNode:
             try:
                 return (await self._await(fut))[0]
             except ExecutorError as exc:
-                return exc.reply
+                return ErrorReply(exc.message)
         return ErrorReply(
             "ERR unknown KVORUM subcommand; try STATUS, MEMBER ADD id raft-addr client-addr, "
             "MEMBER REMOVE id, TRANSFER id"
@@ -875,7 +866,7 @@ class RaftNode:
         except WriteLostError:
             return ErrorReply("TRYAGAIN leader changed; the membership change was not applied")
         except ExecutorError as exc:
-            return exc.reply
+            return ErrorReply(exc.message)
         return b"OK"
 
 
