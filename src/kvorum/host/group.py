@@ -103,6 +103,9 @@ class GroupConfig:
     max_pending_write_bytes: int = 64 << 20
     """Writes waiting to be proposed beyond this are refused (per-group flow control)."""
     commit_notice_delay_ms: float = 2.0
+    lease_reads: bool = False
+    """Serve linearizable reads on a leader lease when it holds one (needs CheckQuorum),
+    instead of a heartbeat round per read batch."""
 
 
 @dataclass(slots=True)
@@ -147,6 +150,7 @@ class RaftGroup:
         config: GroupConfig | None = None,
         spool: SnapshotSpool | None = None,
         on_conf_change: Callable[[ConfChange], None] | None = None,
+        request_id_base: int = 0,
     ) -> None:
         self.group_id = group_id
         self.core = core
@@ -160,7 +164,11 @@ class RaftGroup:
         self._codec = codec
         self._spool = spool
         self._on_conf_change = on_conf_change
-        self._ids = itertools.count(1)
+        # Forwarded batches are named by these ids, and the leader drops a batch it has seen
+        # (a duplicated message must not apply a write twice); a base that differs per node
+        # start keeps a restarted follower's ids from looking like its old ones.
+        self._ids = itertools.count(request_id_base + 1)
+        self._seen_forwards: dict[tuple[NodeId, int], float] = {}
         self._pending_writes: list[_Write] = []
         self._pending_write_bytes = 0
         self._proposals: dict[int, _Proposal] = {}
@@ -209,7 +217,12 @@ class RaftGroup:
         self._pending_reads.append((evaluate, waiter))
 
     def accept_forward(self, msg: ForwardRequest) -> None:
-        """The leader's side of forwarding: propose the writes, answer when applied."""
+        """The leader's side of forwarding: propose the writes, answer when applied. A batch
+        seen before (the network duplicated it) is dropped: its first copy answers."""
+        key = (msg.src, msg.req_id)
+        if key in self._seen_forwards:
+            return
+        self._seen_forwards[key] = self._world.monotonic_ms()
 
         def answer(result: Any, error: BaseException | None) -> None:
             if self.closed:
@@ -396,7 +409,7 @@ class RaftGroup:
         reads, self._pending_reads = self._pending_reads, []
         ctx = next(self._ids)
         self._reads_by_ctx[ctx] = reads
-        self.core.read_index(ctx)
+        self.core.read_index(ctx, lease=self.config.lease_reads)
 
     def _has_servable_reads(self) -> bool:
         if not self._reads_ready:
@@ -501,8 +514,13 @@ class RaftGroup:
         for waiter in never:
             fail(waiter, _SHUTDOWN_NOT_APPLIED)
 
-    def prune_forwarded(self) -> None:
-        """Forget forwarded batches whose every waiter already gave up (timed out)."""
+    def prune_forwarded(self, forget_before_ms: float) -> None:
+        """Forget forwarded batches whose every waiter already gave up (timed out), and the
+        names of batches accepted before ``forget_before_ms`` (no copy is still in flight)."""
+        seen = self._seen_forwards
+        if seen:
+            for key in [k for k, at in seen.items() if at < forget_before_ms]:
+                del seen[key]
         if self._forwarded:
             gone = [k for k, ws in self._forwarded.items() if all(w.waiter.done() for w in ws)]
             for req_id in gone:

@@ -146,6 +146,8 @@ class NodeHost:
         self._beats: dict[NodeId, list[GroupBeat]] = {}
         self._acks: dict[NodeId, list[GroupBeatAck]] = {}
         self._ticks = 0
+        self._pending_ticks = 0
+        self._to_wake: set[GroupId] = set()
         self._in_round = False
 
     # --- groups and peers ----------------------------------------------------------------------
@@ -243,20 +245,33 @@ class NodeHost:
         self._dirty.add(group_id)
 
     def tick(self) -> None:
-        """One tick of logical time: every awake group's core ticks; liveness is checked."""
+        """One tick of logical time. Deadlines and liveness are checked now; the awake
+        groups' cores tick at the start of the next round (no core is touched while a round
+        is being persisted)."""
         self._ticks += 1
+        self._pending_ticks += 1
         now = self._world.monotonic_ms()
         self.deadlines.expire(now)
+        self._dirty.update(self._awake)
         cfg = self.config
         every = cfg.housekeeping_every_ticks
-        housekeeping = every > 0 and self._ticks % every == 0
-        for gid in list(self._awake):
+        if every > 0 and self._ticks % every == 0:
+            self._housekeeping()
+        if self._ticks % 50 == 0:
+            forget_before_ms = now - 2 * cfg.request_timeout_ms
+            for group in self.groups.values():
+                group.prune_forwarded(forget_before_ms)
+        self._check_liveness(now)
+
+    def _run_ticks(self, ticks: int) -> None:
+        cfg = self.config
+        for gid in sorted(self._awake):
             group = self.groups[gid]
             core = group.core
-            core.tick()
-            self._dirty.add(gid)
+            for _ in range(ticks):
+                core.tick()
             state = self._state[gid]
-            state.idle_ticks += 1
+            state.idle_ticks += ticks
             if (
                 cfg.quiesce_after_ticks
                 and not state.quiescing
@@ -264,22 +279,24 @@ class NodeHost:
                 and core.can_quiesce()
             ):
                 state.quiescing = True
-        if housekeeping:
-            self._housekeeping()
-        for group in self.groups.values() if self._ticks % 50 == 0 else ():
-            group.prune_forwarded()
-        self._check_liveness(now)
 
     # --- rounds --------------------------------------------------------------------------------
 
     def has_work(self) -> bool:
-        return bool(self._dirty or self._actions)
+        return bool(self._dirty or self._actions or self._pending_ticks)
 
     def start_round(self) -> Round:
         """Step 1 (host thread): see the module docstring."""
         assert not self._in_round, "a round is already in progress"
         self._in_round = True
         self.stats.rounds += 1
+        if self._to_wake:
+            to_wake, self._to_wake = self._to_wake, set()
+            for gid in sorted(to_wake):
+                self.groups[gid].core.wake()
+        if self._pending_ticks:
+            ticks, self._pending_ticks = self._pending_ticks, 0
+            self._run_ticks(ticks)
         if self._actions:
             actions, self._actions = self._actions, []
             for action in actions:
@@ -438,7 +455,7 @@ class NodeHost:
         state.quiesced = False
         state.idle_ticks = 0
         self._awake.add(gid)
-        self.groups[gid].core.wake()
+        self._to_wake.add(gid)
         self._dirty.add(gid)
         self.stats.wakes += 1
 

@@ -95,9 +95,16 @@ class MemoryEngine:
         if applied_index < 0:
             raise ValueError(f"applied index must be >= 0, got {applied_index}")
         fresh: SortedDict = SortedDict()
+        # A stream of msgpack arrays of pairs; where the chunks were cut does not matter (a
+        # snapshot that travelled to a follower arrives cut into transfer-sized pieces).
+        unpacker = msgpack.Unpacker(use_list=True, raw=False)
         for chunk in chunks:
-            for key, value in msgpack.unpackb(chunk, use_list=True):
-                fresh[key] = value
+            unpacker.feed(chunk)
+            for pairs in unpacker:
+                for key, value in pairs:
+                    fresh[key] = value
+        if unpacker.read_bytes(1):
+            raise ValueError("snapshot data ends inside a record")
         self._data = fresh
         self._applied_index = applied_index
 

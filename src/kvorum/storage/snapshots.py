@@ -10,7 +10,8 @@ File layout (little-endian)::
 
     MAGIC (8 bytes)
     chunk*          each: length:u32 | bytes          (the engine's chunks, boundaries kept)
-    footer          msgpack [index, term, voters, learners, auto_promote, data_bytes, data_crc]
+    footer          msgpack [index, term, voters, learners, auto_promote, data_bytes, data_crc,
+                    retired]
     footer_len:u32 | footer_crc:u32 | END_MAGIC (8 bytes)
 
 ``data_crc`` is the CRC32C of every chunk frame (lengths and bytes). Chunk boundaries are kept
@@ -84,6 +85,7 @@ def _encode_footer(meta: SnapshotMeta, data_bytes: int, data_crc: int) -> bytes:
             sorted(conf.auto_promote),
             data_bytes,
             data_crc,
+            sorted(conf.retired),
         ]
     )
 
@@ -185,14 +187,19 @@ class SnapshotStore:
             footer = f.read(footer_len)
         if crc32c.crc32c(footer) != footer_crc:
             raise SnapshotCorruptionError(path, f"footer CRC mismatch at offset {footer_at}")
-        index, term, voters, learners, auto, data_bytes, data_crc = msgpack.unpackb(footer)
+        fields = msgpack.unpackb(footer)
+        # Retired ids were added as an eighth field; a seven-field footer has none.
+        index, term, voters, learners, auto, data_bytes, data_crc = fields[:7]
+        retired = fields[7] if len(fields) > 7 else []
         if data_bytes != footer_at - len(MAGIC):
             raise SnapshotCorruptionError(
                 path, f"footer says {data_bytes} data bytes, file holds {footer_at - len(MAGIC)}"
             )
         if path.name != snapshot_name(index, term):
             raise SnapshotCorruptionError(path, f"footer says index {index} term {term}")
-        conf = ConfState(frozenset(voters), frozenset(learners), frozenset(auto))
+        conf = ConfState(
+            frozenset(voters), frozenset(learners), frozenset(auto), frozenset(retired)
+        )
         return SnapshotMeta(index=index, term=term, conf=conf), data_bytes, data_crc
 
     def verify(self, path: Path) -> SnapshotMeta:

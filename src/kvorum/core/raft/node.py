@@ -341,6 +341,11 @@ class RaftCore:
         n = change.node_id
         if change.kind is ConfChangeKind.ADD_LEARNER and n in self.conf.members:
             raise ProposalDropped(f"node {n} is already a member")
+        if change.kind is ConfChangeKind.ADD_LEARNER and n in self.conf.retired:
+            raise ProposalDropped(
+                f"node id {n} was removed from this group and is never reused; "
+                "add the server under a new id"
+            )
         if change.kind is ConfChangeKind.ADD_VOTER:
             raise ProposalDropped("add servers as learners; they are promoted once caught up")
         if change.kind is ConfChangeKind.PROMOTE and n not in self.conf.learners:
