@@ -29,6 +29,8 @@ from kvorum.sim.world import World
 @dataclass(frozen=True, slots=True)
 class SimOptions:
     nodes: int = 5
+    groups: int = 1
+    """Raft groups per node (keys are spread over them; each is checked on its own)."""
     faults: frozenset[str] = frozenset()
     chaos_ticks: int = 300
     calm_ticks: int = 150
@@ -82,6 +84,7 @@ def run_seed(seed: int, options: SimOptions) -> SimResult:
         world,
         options.nodes,
         config,
+        groups=options.groups,
         clients=options.clients,
         lease_reads=options.lease_reads,
         snapshot_every_entries=knobs.choice([0, 10, 40]),
