@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -20,7 +21,7 @@ from kvorum.storage import (
 )
 
 CONF = ConfState(voters=frozenset({1, 2, 3}))
-SMALL = {"segment_bytes": 1024, "block_bytes": 200}
+SMALL: dict[str, Any] = {"segment_bytes": 1024, "block_bytes": 200}
 
 
 def entry(index: int, term: int = 1) -> Entry:

@@ -107,7 +107,8 @@ class _Writer:
 
 
 class SnapshotStore:
-    """The snapshots of one group, in one directory (:class:`kvorum.storage.contracts.SnapshotStore`).
+    """The snapshots of one group, in one directory
+    (:class:`kvorum.storage.contracts.SnapshotStore`).
 
     :meth:`write` may run on a background thread while the node's thread keeps using the
     rest of the store; it touches only its own temporary file until the final rename.

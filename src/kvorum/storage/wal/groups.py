@@ -120,7 +120,13 @@ class GroupIndex:
             self.term_values = [checkpoint.last_term]
 
     def apply_entries(
-        self, segment: Segment, start: int, end: int, first: int, terms: list[int],
+        self,
+        segment: Segment,
+        start: int,
+        end: int,
+        *,
+        first: int,
+        terms: list[int],
         block_bytes: int,
     ) -> None:
         """Entries ``first ..`` with ``terms``, written in the batches ``start .. end`` of

@@ -214,7 +214,8 @@ class WAL:
             fill_ahead(file, segment, offset + len(frame), self._segment_bytes)
         except OSError as exc:
             if _is_disk_full(exc):
-                raise DiskFullError(exc.errno, f"disk full while preallocating {segment.path}") from exc
+                message = f"disk full while preallocating {segment.path}"
+                raise DiskFullError(exc.errno, message) from exc
             raise
         if self._tear_at is not None and self._batches_written + 1 == self._tear_at:
             faults.tear_and_die(file, frame, offset)
@@ -277,7 +278,12 @@ class WAL:
             if w.entries:
                 terms = [e.term for e in w.entries]
                 group.apply_entries(
-                    segment, start, end, w.entries[0].index, terms, self._block_bytes
+                    segment,
+                    start,
+                    end,
+                    first=w.entries[0].index,
+                    terms=terms,
+                    block_bytes=self._block_bytes,
                 )
             if w.hard_state is not None:
                 group.hard_state = w.hard_state
@@ -317,8 +323,8 @@ class WAL:
         found: list[Entry] = []
         while len(found) < hi - lo and k < len(pieces):
             piece = pieces[k]
-            self._read_piece(group_id, piece.segment, piece.start, piece.end,
-                             max(lo, piece.first), min(hi, piece.last + 1), found)
+            wanted = (max(lo, piece.first), min(hi, piece.last + 1))
+            self._read_piece(group_id, piece.segment, (piece.start, piece.end), wanted, found)
             k += 1
         if len(found) != hi - lo or any(e.index != lo + i for i, e in enumerate(found)):
             missing = next(
@@ -331,9 +337,17 @@ class WAL:
         return found
 
     def _read_piece(
-        self, group_id: GroupId, segment: Segment, start: int, end: int, lo: int, hi: int,
+        self,
+        group_id: GroupId,
+        segment: Segment,
+        span: tuple[int, int],
+        wanted_range: tuple[int, int],
         out: list[Entry],
     ) -> None:
+        """Append to ``out`` the group's entries ``lo .. hi - 1`` found in the batches at
+        ``span`` (a piece's bytes) of ``segment``."""
+        start, end = span
+        lo, hi = wanted_range
         if segment.file is not None:
             data = segment.file.pread(end - start, start)
         else:

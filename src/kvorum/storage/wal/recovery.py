@@ -137,6 +137,7 @@ def _apply_batch(
     data: bytes,
     pos: int,
     header: BatchHeader,
+    *,
     block_bytes: int,
 ) -> None:
     """Replay one whole batch; raises WALCorruptionError if it contradicts the log."""
@@ -199,12 +200,16 @@ def _apply_batch(
                 terms.append(record.b)
             else:
                 if terms:
-                    group.apply_entries(segment, pos, end, first, terms, block_bytes)
+                    group.apply_entries(
+                        segment, pos, end, first=first, terms=terms, block_bytes=block_bytes
+                    )
                     terms = []
                 group.hard_state = record_hard_state(record)
         if terms:
             assert group is not None
-            group.apply_entries(segment, pos, end, first, terms, block_bytes)
+            group.apply_entries(
+                segment, pos, end, first=first, terms=terms, block_bytes=block_bytes
+            )
 
 
 def _cut(fs: FileSystem, path: Path, offset: int, length: int) -> None:
@@ -243,7 +248,7 @@ def recover(fs: FileSystem, directory: Path, block_bytes: int) -> Recovered:
                     reason = f"batch sequence number {header.seq} where {expected} was due"
             if reason is None:
                 assert isinstance(header, BatchHeader)
-                _apply_batch(groups, segment, data, pos, header, block_bytes)
+                _apply_batch(groups, segment, data, pos, header, block_bytes=block_bytes)
                 if not all(s.flags & RunFlags.CHECKPOINT for s in header.groups):
                     segment.has_data = True
                 pos += header.frame_length
@@ -259,7 +264,9 @@ def recover(fs: FileSystem, directory: Path, block_bytes: int) -> Recovered:
             later = _later_batch(data, pos, expected)
             if not is_last or later is not None or faults.UNSAFE_DISABLE_TORN_TAIL_REPAIR:
                 if later is not None:
-                    reason += f", yet a valid later batch (sequence {later[1]}) follows at {later[0]}"
+                    reason += (
+                        f", yet a valid later batch (sequence {later[1]}) follows at {later[0]}"
+                    )
                 elif not is_last:
                     reason += ", yet a later segment follows"
                 if lost is None:
