@@ -160,7 +160,8 @@ class RaftLogStore:
         """Stream a snapshot file and make it durable (safe to call from a worker thread).
 
         This does not compact; call :meth:`compact` with ``meta`` on the node's thread."""
-        return self._snapshots.write(meta, chunks)
+        self._snapshots.write(meta, chunks)
+        return self._snapshots.path_for(meta)
 
     def compact(self, meta: SnapshotMeta) -> bool:
         """Adopt the durable snapshot ``meta`` (of this node's own state machine): record it

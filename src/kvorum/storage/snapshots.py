@@ -152,8 +152,9 @@ class SnapshotStore:
         """Whether ``meta``'s file is published."""
         return self._fs.exists(self.path_for(meta))
 
-    def write(self, meta: SnapshotMeta, chunks: Iterable[bytes]) -> Path:
-        """Stream ``chunks`` into a new snapshot for ``meta``; returns once it is durable.
+    def write(self, meta: SnapshotMeta, chunks: Iterable[bytes]) -> None:
+        """Stream ``chunks`` into a new snapshot for ``meta`` (at :meth:`path_for`); returns
+        once it is durable.
 
         Then deletes all but the newest ``keep`` snapshots. If ``chunks`` raises, nothing is
         published.
@@ -187,7 +188,6 @@ class SnapshotStore:
             fs.rename(temp, path)
             fs.fsync_dir(self._dir)
             self._prune()
-        return path
 
     def _prune(self) -> None:
         doomed = self.files()[: -self._keep]
