@@ -85,7 +85,7 @@ def test_a_torn_wal_tail_is_cut_off_on_start(
         last = batches[-1]
         records_end = last.end  # zeros follow: the file is filled ahead
         # A batch the node never synced: the next sequence number, a big entry for group 0.
-        unsynced, _ = encode_batch(
+        unsynced = encode_batch(
             last.seq + 1, [GroupWrite(0, entries=[Entry(1, 10_000, b"x" * 3000)])]
         )
         if damage == "last-batch-cut-in-half":

@@ -51,11 +51,27 @@ class DurableGroupLog:
     """One group's log inside a :class:`DurableNodeLog` (see
     :class:`kvorum.storage.contracts.GroupLog`)."""
 
+    __slots__ = (
+        "_dirty",
+        "_dirty_from",
+        "_discard",
+        "_group_id",
+        "_hard_state",
+        "_hard_state_staged",
+        "_last_index",
+        "_last_term",
+        "_marker_staged",
+        "_new",
+        "_pending",
+        "_snapshot_index",
+        "_snapshot_term",
+        "_wal",
+    )
+
     def __init__(self, wal: WAL, group_id: GroupId, dirty: set[GroupId], *, new: bool) -> None:
         self._wal = wal
         self._group_id = group_id
-        self._dirty = dirty
-        """The node's set of groups with something staged; a stage adds this one."""
+        self._dirty = dirty  # the node's groups with something staged; a stage adds this one
         self._new = new
         if new:
             dirty.add(group_id)
@@ -70,10 +86,10 @@ class DurableGroupLog:
             self._last_index = durable.last_index
             self._last_term = durable.last_term
             self._hard_state = durable.hard_state
+        # The lowest index the staged writes may have changed (None: no entry changed), and
+        # the view's entries from there on.
         self._dirty_from: int | None = None
-        """The lowest index the staged writes may have changed (None: no entry changed)."""
         self._pending: list[Entry] = []
-        """The view's entries from ``_dirty_from`` on."""
         self._discard = False
         self._marker_staged = False
         self._hard_state_staged = False

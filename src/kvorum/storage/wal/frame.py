@@ -170,34 +170,31 @@ def _encode_run(write: GroupWrite, out: list[bytes]) -> int:
     return size
 
 
-def encode_batch(seq: int, writes: Sequence[GroupWrite]) -> tuple[bytes, list[GroupSummary]]:
-    """One batch frame holding ``writes`` (one per group, in order), and its summaries."""
+def encode_batch(seq: int, writes: Sequence[GroupWrite]) -> bytes:
+    """One batch frame holding ``writes`` (one per group, in order)."""
     header_length = _HEADER.size + _SUMMARY.size * len(writes) + _CRC.size
     body: list[bytes] = []
-    runs: list[tuple[int, int]] = []
+    summaries: list[bytes] = []
+    pack_summary = _SUMMARY.pack
     offset = header_length
     for write in writes:
         length = _encode_run(write, body)
-        runs.append((offset, length))
+        flags = 0
+        if write.hard_state is not None:
+            flags |= RunFlags.HARD_STATE.value
+        if write.marker is not None:
+            flags |= RunFlags.MARKER.value
+        if write.checkpoint is not None:
+            flags |= RunFlags.CHECKPOINT.value
+        entries = write.entries
+        first = entries[0].index if entries else 0
+        last = entries[-1].index if entries else 0
+        summaries.append(pack_summary(write.group_id, first, last, flags, offset, length))
         offset += length
     body_bytes = b"".join(body)
-    summaries: list[GroupSummary] = []
-    head = [_HEADER.pack(BATCH_MAGIC, seq, len(body_bytes), crc32c.crc32c(body_bytes), len(writes))]
-    for write, (run_offset, run_length) in zip(writes, runs, strict=True):
-        flags = RunFlags(0)
-        if write.hard_state is not None:
-            flags |= RunFlags.HARD_STATE
-        if write.marker is not None:
-            flags |= RunFlags.MARKER
-        if write.checkpoint is not None:
-            flags |= RunFlags.CHECKPOINT
-        first = write.entries[0].index if write.entries else 0
-        last = write.entries[-1].index if write.entries else 0
-        summary = GroupSummary(write.group_id, first, last, flags, run_offset, run_length)
-        summaries.append(summary)
-        head.append(_SUMMARY.pack(write.group_id, first, last, flags, run_offset, run_length))
-    header = b"".join(head)
-    return header + _CRC.pack(crc32c.crc32c(header)) + body_bytes, summaries
+    fixed = _HEADER.pack(BATCH_MAGIC, seq, len(body_bytes), crc32c.crc32c(body_bytes), len(writes))
+    header = fixed + b"".join(summaries)
+    return header + _CRC.pack(crc32c.crc32c(header)) + body_bytes
 
 
 def parse_header(data: bytes | memoryview, pos: int) -> BatchHeader | str:

@@ -158,10 +158,10 @@ class WAL:
         self._check_writes(writes)
         active = self._segments[-1]
         seq = self._next_seq
-        frame, _ = encode_batch(seq, writes)
+        frame = encode_batch(seq, writes)
         try:
             if active.has_data and active.records_end + len(frame) > self._segment_bytes:
-                frame, _ = encode_batch(seq + 1, writes)
+                frame = encode_batch(seq + 1, writes)
                 offset = self._new_segment(writes, frame)
                 active = self._segments[-1]
                 self._next_seq = seq + 2
@@ -241,7 +241,7 @@ class WAL:
             GroupWrite(g, hard_state=group.hard_state, checkpoint=group.checkpoint())
             for g, group in sorted(self._groups.items())
         ]
-        head, _ = encode_batch(self._next_seq, checkpoint)
+        head = encode_batch(self._next_seq, checkpoint)
         content = SEGMENT_MAGIC + head + frame
         segment = Segment(seq, path, records_end=len(SEGMENT_MAGIC) + len(head), filled_bytes=0)
         file = fs.open(temp, create=True, truncate=True)
