@@ -187,13 +187,11 @@ def _unsynced_batch(fs: SimFileSystem) -> tuple[Path, int, int]:
         append(wal, (1, 2), i)
     (segment,) = wal.segment_paths
     start = wal.segment_ends[0]
-    # Write the fifth batch as write_batch would, but stop before its fdatasync.
-    real_sync = type(fs.open(segment)).fdatasync
-    try:
-        type(fs.open(segment)).fdatasync = lambda self: None  # type: ignore[method-assign]
-        append(wal, (1, 2), 5, size=3000)
-    finally:
-        type(fs.open(segment)).fdatasync = real_sync  # type: ignore[method-assign]
+    # The fifth batch is written as usual, but its fdatasync lies: nothing reaches the disk
+    # until the crash decides.
+    fs.lying_fsync_rate = 1.0
+    append(wal, (1, 2), 5, size=3000)
+    fs.lying_fsync_rate = 0.0
     end = wal.segment_ends[0]
     return segment, start, end
 
