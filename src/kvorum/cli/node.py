@@ -14,7 +14,7 @@ from kvorum.runtime.node import DataDirInUseError, NodeConfig
 from kvorum.runtime.process import NodeFailedError, run, serve
 from kvorum.storage.raft_log_store import StorageCorruptionError
 from kvorum.storage.snapshots import SnapshotCorruptionError
-from kvorum.storage.wal import WALCorruptionError
+from kvorum.storage.wal import WALCorruptionError, WALFormatError
 
 
 @click.command("node")
@@ -84,7 +84,9 @@ def command(
         raise click.UsageError(f"node {config.node_id} is not in the peer list")
     try:
         run(serve(config))
-    except (WALCorruptionError, SnapshotCorruptionError, StorageCorruptionError) as exc:
+    except (
+        WALCorruptionError, WALFormatError, SnapshotCorruptionError, StorageCorruptionError
+    ) as exc:
         # Acknowledged data is damaged: say where, and do not start on top of it.
         click.echo(f"kvorum node {config.node_id}: refusing to start: {exc}", err=True)
         sys.exit(3)

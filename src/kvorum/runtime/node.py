@@ -66,6 +66,7 @@ from kvorum.host.errors import CommitTimeoutError, NoLeaderError, WriteLostError
 from kvorum.kv.commands import encode_entry
 from kvorum.kv.replies import ErrorReply, Reply, Verbatim
 from kvorum.kv.state_machine import KVStateMachine, encode_expire_sweep
+from kvorum.runtime.engine_snapshots import EngineSnapshotter, restore_engine_if_behind
 from kvorum.runtime.transport import PeerTransport, TransportConfig
 from kvorum.server.executor import (
     Consistency,
@@ -222,7 +223,8 @@ class RaftNode:
         self.engine = LmdbEngine(config.data_dir / "kv", sync=False)
         self.machine = KVStateMachine(self.engine)
         self._bootstrap_if_new()
-        self.store.restore_engine_if_behind(self.engine)
+        restore_engine_if_behind(self.store, self.engine)
+        self._snapshotter = EngineSnapshotter()
         self.addresses: dict[int, PeerAddress] = dict(config.peers)
         book = config.data_dir / "addresses.json"
         if book.exists():
@@ -336,6 +338,7 @@ class RaftNode:
             _fail(fut, ExecutorError("TIMEOUT node shutting down; the write may still be applied"))
         for fut in self._all_futures():
             _fail(fut, ExecutorError("TRYAGAIN node shutting down; the request was not applied"))
+        self._snapshotter.close()
         self.store.close()
         self.engine.flush()
         self.engine.close()
@@ -546,7 +549,7 @@ class RaftNode:
         if applied <= core.snapshot_index or applied > core.applied_index:
             return
         meta = core.snapshot_meta_at(applied)
-        future = self.store.snapshot_in_background(self.engine, meta.conf)
+        future = self._snapshotter.start(self.store, self.engine, meta.conf)
         self._snapshotting = True
 
         def done(_: Any) -> None:
