@@ -126,7 +126,9 @@ class SnapshotStore(Protocol):
 
     def data(self, meta: SnapshotMeta) -> SnapshotData:
         """``meta``'s bytes, read a slice at a time (what the leader streams to a follower),
-        without holding them in memory."""
+        without holding them in memory. Cheap: it does not read the snapshot through (the
+        store checked it end to end when it wrote it, or when :meth:`latest` found it), so a
+        host may call it on a thread that must not block for long."""
 
     def chunks(self, meta: SnapshotMeta) -> Iterator[bytes]:
         """``meta``'s bytes as the chunks they were written in (what the state machine

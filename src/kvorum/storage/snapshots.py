@@ -264,11 +264,11 @@ class SnapshotStore:
 
     read_chunks = chunks
 
-    def data(self, meta: SnapshotMeta, *, verified: bool = False) -> SnapshotFileData:
-        """The snapshot's data as a :class:`SnapshotFileData`. The whole file is checked
-        first unless the caller says it already was (``verified``): :meth:`latest` checks
-        the newest at open, and :meth:`write` checksums what it writes, so reading a large
-        snapshot back at once would only repeat that."""
+    def data(self, meta: SnapshotMeta, *, verified: bool = True) -> SnapshotFileData:
+        """The snapshot's data as a :class:`SnapshotFileData`. By default the file is not
+        read through again: :meth:`latest` checks the newest at open and :meth:`write`
+        checksums what it writes, so reading a large snapshot back at once (on the host's
+        thread) would only repeat that. ``verified=False`` checks the whole file first."""
         path = self.path_for(meta)
         if not verified:
             self.verify(path)
