@@ -10,11 +10,12 @@ group takes part in each:
    on a follower, one :class:`~kvorum.host.messages.ForwardRequest` to the leader), pending
    reads one ReadIndex request; then the core's ready is taken, its early messages (a
    leader's appends, thesis §10.2.1) go out at once and its hard state and entries are
-   *staged* in the group's log.
+   *staged* in the group's log (unless a snapshot from the leader came with them: entries
+   after a snapshot are staged in step 2, once the snapshot is).
 2. :meth:`RaftGroup.persist` (may run on a worker thread, while nothing else touches the
    group's storage): a snapshot received from the leader is stored, recorded in the log and
-   restored into the state machine. The node then makes every group's staged writes durable
-   with one sync.
+   restored into the state machine, and the entries that followed it staged. The node then
+   makes every group's staged writes durable with one sync.
 3. :meth:`RaftGroup.finish` (host thread): the ready's other messages go out, committed
    entries are applied and the writes waiting on them settled, read points handed out,
    and the core advanced.
@@ -298,19 +299,24 @@ class RaftGroup:
         for e in rd.entries:
             if e.kind is EntryKind.CONF_CHANGE and self._on_conf_change is not None:
                 self._on_conf_change(ConfChange.decode(e.data))
-        if rd.entries or rd.hard_state is not None:
+        if rd.snapshot is None and (rd.entries or rd.hard_state is not None):
             self.log.stage(rd.hard_state, rd.entries)
         return rd
 
     def persist(self, rd: RaftReady) -> None:
-        """Step 2: a snapshot from the leader is stored, recorded and restored. Blocking file
-        work; the node calls it where it may block, then syncs every group's log."""
+        """Step 2: a snapshot from the leader is stored, recorded and restored, and the
+        round's entries after it staged. Blocking file work; the node calls it where it may
+        block, then syncs every group's log."""
         snap = rd.snapshot
         if snap is None:
             return
         meta = snap.meta
         self.snapshots.write(meta, _chunks_of(snap.data))
         self.log.stage_snapshot(meta)
+        if rd.entries or rd.hard_state is not None:
+            # Entries the leader sent after the snapshot, in the same round: they follow the
+            # snapshot, so they can only be staged once it is (collect left them for now).
+            self.log.stage(rd.hard_state, rd.entries)
         self.machine.restore(self.snapshots.chunks(meta), meta.index)
         if self._spool is not None:
             self._spool.clear(through_index=meta.index)
