@@ -9,7 +9,8 @@ when the leader's node dies.
 from __future__ import annotations
 
 from kvorum.core.raft import RaftConfig
-from kvorum.sim.raft_cluster import TICK_US, RaftCluster
+from kvorum.sim.machine import TICK_US
+from kvorum.sim.raft.cluster import RaftCluster
 from kvorum.sim.world import World
 
 
@@ -105,4 +106,4 @@ def test_a_write_wakes_a_quiesced_group_and_it_quiesces_again() -> None:
     assert results == [["OK"]]
     run_ticks(c, 200)
     assert all(n.host.is_quiesced(0) for n in c.nodes.values())
-    assert all(n.machine(0).read([b"GET", b"k"], 0) == b"v" for n in c.nodes.values())
+    assert all(n.machine_of(0).read([b"GET", b"k"], 0) == b"v" for n in c.nodes.values())

@@ -5,20 +5,41 @@ from __future__ import annotations
 import os
 import sys
 import time
+from dataclasses import replace
 
 import click
 
 from kvorum.core.raft import UnsafeSwitches
-from kvorum.sim.faults import FAULT_KINDS, parse_faults
-from kvorum.sim.raft_cluster import HostSwitches
-from kvorum.sim.raft_sim import SimOptions, run_seed, run_seeds
+from kvorum.sim.raft import FAULT_KINDS, RaftSimOptions, parse_faults, run_seed, run_seeds
+from kvorum.sim.raft.cluster import HostSwitches
+from kvorum.sim.runner import RunOptions
+from kvorum.sim.storage import STORAGE_KINDS
 
 _BREAKS = {
     "election-restriction": "grant votes without the election restriction",
     "current-term-commit": "commit entries of earlier terms by counting",
     "persist-before-send": "send messages before their state is durable",
     "read-index": "serve reads locally, skipping ReadIndex",
+    "torn-tail-repair": "refuse to open a WAL with a torn tail instead of cutting it",
 }
+
+_FAULT_LINES = "\n".join(
+    f"  {k.name:<12} {k.help}" + ("" if k.in_all else " [opt-in]") for k in FAULT_KINDS
+)
+
+_RAFT_HELP = f"""Run SEEDS seeded Raft simulations; print every failure's seed and trace.
+
+Each run: clients do reads, writes and compare-and-sets against a replicated KV store
+while faults strike; invariants are checked after every event, the history for
+linearizability at the end, and liveness once faults stop. Nodes keep their logs and
+snapshots in the real WAL on a simulated disk that loses and tears unsynced writes at a
+power cut (--storage memory: in-memory logs, faster, no disk faults). Ends with
+"N seeds, V violations"; exits 1 on any violation.
+
+\b
+Fault kinds (--faults all = every kind not marked opt-in):
+{_FAULT_LINES}
+"""
 
 
 @click.group("sim")
@@ -26,7 +47,7 @@ def command() -> None:
     """Deterministic, fault-injecting simulations of kvorum's protocols."""
 
 
-@command.command("raft")
+@command.command("raft", help=_RAFT_HELP)
 @click.option("--seeds", default=100, show_default=True, help="How many seeds to run.")
 @click.option("--start", default=0, show_default=True, help="First seed.")
 @click.option("--nodes", default=5, show_default=True, help="Cluster size.")
@@ -37,10 +58,18 @@ def command() -> None:
     "--faults",
     default="all",
     show_default=True,
-    help=f"'all', 'none' or a comma list of: {', '.join(FAULT_KINDS)} (reorder = delay).",
+    help="'all', 'none' or a comma list of fault kinds (below); 'all,lying-fsync' adds an"
+    " opt-in kind to all.",
 )
 @click.option("--fault-gap-ticks", default=25, show_default=True, help="Mean ticks between faults.")
 @click.option("--lease-reads", is_flag=True, help="Serve reads by leader lease, not ReadIndex.")
+@click.option(
+    "--storage",
+    type=click.Choice(STORAGE_KINDS),
+    default="durable",
+    show_default=True,
+    help="Where nodes keep their logs: the real WAL on a simulated disk, or memory.",
+)
 @click.option("--jobs", default=0, help="Worker processes (default: all cores).")
 @click.option(
     "--break",
@@ -59,18 +88,12 @@ def raft(
     faults: str,
     fault_gap_ticks: int,
     lease_reads: bool,
+    storage: str,
     jobs: int,
     breaks: tuple[str, ...],
     trace_lines: int,
     show_trace: bool,
 ) -> None:
-    """Run SEEDS seeded Raft simulations; print every failure's seed and trace.
-
-    Each run: clients do reads, writes and compare-and-sets against a replicated KV store
-    while faults strike; invariants are checked after every event, the history for
-    linearizability at the end, and liveness once faults stop. Ends with
-    "N seeds, V violations"; exits 1 on any violation.
-    """
     if nodes < 1:
         raise click.BadParameter("need at least one node", param_hint="--nodes")
     if groups < 1:
@@ -79,12 +102,14 @@ def raft(
         fault_set = parse_faults(faults)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--faults") from None
-    options = SimOptions(
+    options = RaftSimOptions(
         nodes=nodes,
         groups=groups,
         faults=fault_set,
         lease_reads=lease_reads,
         fault_gap_ticks=fault_gap_ticks,
+        storage=storage,
+        break_torn_tail_repair="torn-tail-repair" in breaks,
         unsafe=UnsafeSwitches(
             skip_election_restriction="election-restriction" in breaks,
             commit_any_term="current-term-commit" in breaks,
@@ -97,6 +122,7 @@ def raft(
     )
     for b in breaks:
         click.echo(f"WARNING: safety rule switched off for testing: {_BREAKS[b]}", err=True)
+    flags = _flags(nodes, groups, faults, breaks, options)
     workers = jobs or (os.cpu_count() or 1)
     began = time.monotonic()
     violations = 0
@@ -109,29 +135,32 @@ def raft(
             continue
         violations += 1
         # Runs are deterministic: re-run the failing seed with tracing on to show how it failed.
-        traced = run_seed(result.seed, _with_trace(options))
+        traced = run_seed(result.seed, replace(options, trace=True))
         click.echo(f"--- seed {result.seed}: VIOLATION: {result.violation}")
         click.echo(
             f"    (last {trace_lines} trace lines; full trace: kvorum sim raft --start "
-            f"{result.seed} --seeds 1 --nodes {nodes} --groups {groups} --faults {faults}"
-            " --show-trace"
-            + "".join(f" --break {b}" for b in breaks)
-            + ")"
+            f"{result.seed} --seeds 1 {flags} --show-trace)"
         )
         for line in traced.trace[-trace_lines:]:
             click.echo("    " + line)
-        click.echo(
-            f"    reproduce: kvorum sim raft --start {result.seed} --seeds 1 "
-            f"--nodes {nodes} --groups {groups} --faults {faults}"
-            + "".join(f" --break {b}" for b in breaks)
-        )
+        click.echo(f"    reproduce: kvorum sim raft --start {result.seed} --seeds 1 {flags}")
     elapsed = time.monotonic() - began
     click.echo(f"({ops} client operations, {elapsed:.1f}s, {workers} workers)", err=True)
     click.echo(f"{seeds} seeds, {violations} violations")
     sys.exit(1 if violations else 0)
 
 
-def _with_trace(options: SimOptions) -> SimOptions:
-    from dataclasses import replace
-
-    return replace(options, trace=True)
+def _flags(
+    nodes: int, groups: int, faults: str, breaks: tuple[str, ...], options: RaftSimOptions
+) -> str:
+    """Every flag a failing seed needs to run again exactly as it did."""
+    defaults = RunOptions()
+    parts = [f"--nodes {nodes}", f"--groups {groups}", f"--faults {faults}"]
+    if options.fault_gap_ticks != defaults.fault_gap_ticks:
+        parts.append(f"--fault-gap-ticks {options.fault_gap_ticks}")
+    if options.lease_reads:
+        parts.append("--lease-reads")
+    if options.storage != defaults.storage:
+        parts.append(f"--storage {options.storage}")
+    parts += [f"--break {b}" for b in breaks]
+    return " ".join(parts)

@@ -19,9 +19,12 @@ Faults, each switchable at any time: ``lying_fsync_rate`` (the chance an fsync r
 without syncing: the data meets its fate at the next crash), ``fsync_failure_rate`` (the
 chance an fsync raises EIO; as in Linux, the unsynced writes meet their fate at once and the
 cache keeps showing them, so a retried fsync "succeeds" on data that is gone),
-``capacity_bytes`` (a write that would grow the files' total size past it writes what fits
-and raises ENOSPC), and ``crash_after_ops`` (raise :class:`SimulatedPowerCut` at the n-th
-mutating operation from now, to crash in the middle of a multi-step update).
+``failing_fsyncs`` (the next n fsyncs fail that way, whatever the rate), ``capacity_bytes`` (a
+write that would grow the files' total size past it writes what fits and raises ENOSPC), and
+``crash_after_ops`` (raise :class:`SimulatedPowerCut` at the n-th mutating operation from now,
+to crash in the middle of a multi-step update; the power then stays off — every later
+mutating operation raises too, so no cleanup code runs on a dead machine — until
+:meth:`SimFileSystem.crash`).
 """
 
 from __future__ import annotations
@@ -116,8 +119,11 @@ class SimFileSystem:
         self.rng = rng
         self.lying_fsync_rate = 0.0
         self.fsync_failure_rate = 0.0
+        self.failing_fsyncs = 0
         self.capacity_bytes: int | None = None
         self.crash_after_ops: int | None = None
+        self.power_off = False
+        """Set when ``crash_after_ops`` fired: the machine is dead until :meth:`crash`."""
         self.generation = 0
         """Bumped by every crash: handles opened before it stop working."""
         self.crashes = 0
@@ -127,11 +133,20 @@ class SimFileSystem:
     # --- faults ----------------------------------------------------------------------------
 
     def _tick(self) -> None:
+        if self.power_off:
+            raise SimulatedPowerCut("simulated power cut: the power is off")
         if self.crash_after_ops is not None:
             self.crash_after_ops -= 1
             if self.crash_after_ops <= 0:
                 self.crash_after_ops = None
+                self.power_off = True
                 raise SimulatedPowerCut("simulated power cut")
+
+    def _fsync_fails(self) -> bool:
+        if self.failing_fsyncs > 0:
+            self.failing_fsyncs -= 1
+            return True
+        return bool(self.fsync_failure_rate) and self.rng.random() < self.fsync_failure_rate
 
     def used_bytes(self) -> int:
         """The total size of every file that has a name (what ``capacity_bytes`` limits)."""
@@ -152,7 +167,7 @@ class SimFileSystem:
 
     def _sync(self, inode: _Inode) -> None:
         self._tick()
-        if self.fsync_failure_rate and self.rng.random() < self.fsync_failure_rate:
+        if self._fsync_fails():
             self._settle(inode, None)
             raise OSError(errno.EIO, "Input/output error (simulated fsync failure)")
         if self.lying_fsync_rate and self.rng.random() < self.lying_fsync_rate:
@@ -195,6 +210,7 @@ class SimFileSystem:
         self.crashes += 1
         self.generation += 1
         self.crash_after_ops = None
+        self.power_off = False
         for inode in self._inodes:
             self._settle(inode, keep)
             inode.data = bytearray(inode.durable)
@@ -335,7 +351,7 @@ class SimFileSystem:
     def fsync_dir(self, path: Path) -> None:
         directory = self._dir(path)
         self._tick()
-        if self.fsync_failure_rate and self.rng.random() < self.fsync_failure_rate:
+        if self._fsync_fails():
             raise OSError(errno.EIO, "Input/output error (simulated directory fsync failure)")
         if self.lying_fsync_rate and self.rng.random() < self.lying_fsync_rate:
             return

@@ -1,68 +1,139 @@
 """The fault menu, and a seeded schedule that draws from it.
 
-Theory of operation: a run has a chaos phase and a calm phase. During chaos, a
-:class:`FaultSchedule` wakes at random intervals and, with the run's own random generator,
-picks one fault from those enabled: a partition of a chosen shape (majority/minority, a
-bridge node that alone sees both halves, a ring of overlapping majorities, one-way links, the
-leader cut off), a crash (often of the leader) with a restart later, a slow disk, or clocks
-that drift apart; message loss, duplication and delay spikes are set per run. Rare paths get
-extra weight (crash the leader, cut it off), in the spirit of FoundationDB's BUGGIFY. When
-chaos ends everything is repaired — partitions healed, nodes restarted, disks and clocks
-normal — so that liveness can be judged.
+Theory of operation: a run has a chaos phase and a calm phase. Message loss, duplication and
+delay are set once per run. During chaos a :class:`FaultSchedule` wakes at random intervals
+and, with the run's own random generator, picks one fault from those enabled: a partition
+(:mod:`~kvorum.sim.partitions`), a crash with a restart later, a slow disk, a clock that
+drifts, a disk fault, or one of the protocol's own faults (which the protocol injects, see
+:class:`~kvorum.sim.plugin.ProtocolRun`). The generic faults know nodes only as
+:class:`~kvorum.sim.plugin.NodeHandle` objects on :class:`~kvorum.sim.machine.SimMachine`
+hardware, and the protocol only through its cluster's :meth:`focus_node` — the node whose
+loss hurts most (a leader), which crashes and partitions pick on more often than chance
+would, in the spirit of FoundationDB's BUGGIFY.
+
+The disk faults act on a node's :class:`~kvorum.sim.disk.SimFileSystem`:
+
+- *torn-write*: a power cut lands inside the node's next sync, at a random instant of its
+  latency, so the batch being written is torn sector by sector or lost;
+- *disk-full*: the disk has no room to grow for a while; the node must refuse writes, keep
+  its acknowledged data, and carry on by itself once space returns;
+- *fsync-fail*: the node's next fsync fails with EIO; the node must stop, and it is
+  restarted from its disk;
+- *lying-fsync*: for a while fsync returns without syncing, then the power fails. A Raft
+  node cannot survive losing data it acknowledged, so this one is left out of ``all`` until
+  nodes can repair such damage from their peers; ask for it by name.
+
+When chaos ends everything is repaired — partitions healed, nodes restarted, machines made
+healthy — so that liveness can be judged. A node that stops by itself (a fatal disk error)
+is restarted by the schedule too, as a supervisor would.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from kvorum.core.raft import ConfChange, ConfChangeKind, NotLeader
-from kvorum.host.group import RaftGroup
-from kvorum.host.waiters import CallbackWaiter
-from kvorum.sim.raft_cluster import TICK_US, RaftCluster
+from kvorum.sim.machine import TICK_US
+from kvorum.sim.partitions import Links, draw_partition, isolate
 
-FAULT_KINDS = (
-    "loss",
-    "duplicate",
-    "delay",
-    "partition",
-    "crash",
-    "disk",
-    "clock",
-    "membership",
-    "transfer",
+if TYPE_CHECKING:
+    from kvorum.sim.plugin import NodeHandle, ProtocolRun, SimCluster
+
+
+@dataclass(frozen=True, slots=True)
+class FaultKind:
+    """One entry of the menu."""
+
+    name: str
+    help: str
+    in_all: bool = True
+    """Part of ``--faults all`` (lying-fsync is not)."""
+    per_run: bool = False
+    """Set once when the run starts (a network's quality), not injected during chaos."""
+
+
+GENERIC_FAULTS: tuple[FaultKind, ...] = (
+    FaultKind("loss", "messages are lost (a rate per run)", per_run=True),
+    FaultKind("duplicate", "messages are delivered twice (a rate per run)", per_run=True),
+    FaultKind(
+        "delay", "random delays and slow spikes, which reorder messages (alias: reorder)",
+        per_run=True,
+    ),
+    FaultKind(
+        "partition",
+        "halves, a bridge node, a ring of overlapping majorities, one-way links, the leader"
+        " cut off",
+    ),
+    FaultKind("crash", "a node crashes (often the leader) and restarts later"),
+    FaultKind("disk", "a node's disk becomes slow"),
+    FaultKind("clock", "a node's clock runs slow or fast"),
+    FaultKind("torn-write", "a power cut inside a sync tears or loses the batch being written"),
+    FaultKind("disk-full", "a node's disk has no room for a while"),
+    FaultKind("fsync-fail", "a node's fsync fails with EIO: the node stops and restarts"),
+    FaultKind(
+        "lying-fsync",
+        "fsync returns without syncing, then the power fails (not in 'all': a node then"
+        " loses data it acknowledged)",
+        in_all=False,
+    ),
 )
-"""Every fault the simulator knows; ``reorder`` is an alias of ``delay`` (random delays
-reorder messages)."""
+"""Every fault the generic simulator knows."""
 
 
-def parse_faults(spec: str) -> frozenset[str]:
-    """Parse ``all``, ``none`` or a comma list of fault kinds."""
-    if spec in ("all", ""):
-        return frozenset(FAULT_KINDS)
+def parse_faults(spec: str, kinds: Sequence[FaultKind]) -> frozenset[str]:
+    """Parse ``all``, ``none`` or a comma list of fault kinds (``all`` may be one of them:
+    ``all,lying-fsync``); ``reorder`` is an alias of ``delay``."""
     if spec == "none":
         return frozenset()
-    kinds = {("delay" if k == "reorder" else k) for k in (p.strip() for p in spec.split(","))}
-    unknown = kinds - set(FAULT_KINDS)
+    known = {k.name for k in kinds}
+    chosen: set[str] = set()
+    for part in (p.strip() for p in (spec or "all").split(",")):
+        if part == "all":
+            chosen |= {k.name for k in kinds if k.in_all}
+        else:
+            chosen.add("delay" if part == "reorder" else part)
+    unknown = chosen - known
     if unknown:
         raise ValueError(
-            f"unknown fault kind(s) {sorted(unknown)}; known: {', '.join(FAULT_KINDS)}"
+            f"unknown fault kind(s) {sorted(unknown)}; known: {', '.join(k.name for k in kinds)}"
         )
-    return frozenset(kinds)
+    return frozenset(chosen)
 
 
-@dataclass(slots=True)
 class FaultSchedule:
-    cluster: RaftCluster
-    faults: frozenset[str]
-    chaos_end_us: int
-    mean_gap_us: int = 25 * TICK_US
-    leader_crash_p: float = 0.15
-    max_clock_drift: float = 0.1
-    """Clock faults make a node's ticks up to this fraction slower or faster."""
+    """Draws faults during chaos and repairs everything at calm (see the module docstring)."""
+
+    def __init__(
+        self,
+        run: ProtocolRun,
+        faults: frozenset[str],
+        chaos_end_us: int,
+        *,
+        protocol_kinds: Sequence[FaultKind] = (),
+        mean_gap_us: int = 25 * TICK_US,
+        max_clock_drift: float = 0.1,
+    ) -> None:
+        self.run = run
+        self.cluster: SimCluster = run.cluster
+        self.world = self.cluster.world
+        self.faults = faults
+        self.chaos_end_us = chaos_end_us
+        self.mean_gap_us = mean_gap_us
+        self.max_clock_drift = max_clock_drift
+        """Clock faults make a node's ticks up to this fraction slower or faster."""
+        generic = [k.name for k in GENERIC_FAULTS if not k.per_run]
+        own = [k.name for k in protocol_kinds if not k.per_run]
+        self._menu = [k for k in (*generic, *own) if k in faults]
+        self._own = set(own)
+
+    @property
+    def chaos(self) -> bool:
+        return self.world.now_us < self.chaos_end_us
 
     def start(self) -> None:
         net = self.cluster.network.faults
-        rng = self.cluster.world.rng
+        rng = self.world.rng
         if "loss" in self.faults:
             net.loss = rng.choice([0.0, 0.01, 0.05, 0.1])
         if "duplicate" in self.faults:
@@ -71,217 +142,179 @@ class FaultSchedule:
             net.max_delay_us = rng.choice([2_000, 5_000, 20_000])
             net.slow_p = rng.choice([0.0, 0.01, 0.05])
             net.slow_delay_us = rng.choice([50_000, 200_000])
-        if "crash" in self.faults:
-            self.cluster.on_new_leader.append(self._maybe_crash_new_leader)
+        self.cluster.on_node_stopped.append(self._stopped_by_itself)
+        self.run.start_faults(self)
         self._schedule_next()
-        self.cluster.world.at(self.chaos_end_us, self.calm)
-
-    def _maybe_crash_new_leader(self, node_id: int) -> None:
-        # BUGGIFY: a leader that dies moments after winning leaves the most delicate state
-        # behind (entries of older terms half-replicated, its no-op not yet on a majority).
-        world = self.cluster.world
-        if world.now_us >= self.chaos_end_us:
-            return
-        roll = world.rng.random()
-        if roll < self.leader_crash_p:
-            # Log-uniform from 0.1 ms to 20 ms: as often before its first round trip
-            # completes as after, since "before" is where the delicate states are.
-            when = int(100 * 200 ** world.rng.random())
-            world.after(when, lambda: self._crash_node(node_id))
-        elif roll < 2 * self.leader_crash_p and "partition" in self.faults:
-            # ...or is cut off while clients keep writing to it: its log grows a suffix of
-            # its own term that a later leader must overwrite (Figure 8's raw material).
-            when = world.rng.randint(500, 20_000)
-            world.after(when, lambda: self._isolate(node_id))
-
-    def _isolate(self, node_id: int) -> None:
-        c = self.cluster
-        links = {(node_id, y) for y in c.node_ids if y != node_id}
-        links |= {(y, node_id) for y in c.node_ids if y != node_id}
-        c.network.block(c.network.faults.blocked | links)
-        c.trace(f"FAULT n{node_id} (new leader) isolated")
-        heal_after = c.world.rng.randint(5 * TICK_US, 40 * TICK_US)
-        c.world.after(heal_after, lambda: self._unisolate(links))
-
-    def _unisolate(self, links: set[tuple[int, int]]) -> None:
-        c = self.cluster
-        c.network.block(c.network.faults.blocked - links)
-
-    def _crash_node(self, node_id: int) -> None:
-        node = self.cluster.nodes[node_id]
-        if node.up and self.cluster.world.now_us < self.chaos_end_us:
-            node.crash()
-            delay = self.cluster.world.rng.randint(5 * TICK_US, 60 * TICK_US)
-            self.cluster.world.after(delay, lambda: self._restart(node_id))
+        self.world.at(self.chaos_end_us, self.calm)
 
     def _schedule_next(self) -> None:
-        world = self.cluster.world
-        gap = world.rng.randint(self.mean_gap_us // 2, self.mean_gap_us * 3 // 2)
-        if world.now_us + gap < self.chaos_end_us:
-            world.after(gap, self._inject)
+        gap = self.world.rng.randint(self.mean_gap_us // 2, self.mean_gap_us * 3 // 2)
+        if self.world.now_us + gap < self.chaos_end_us:
+            self.world.after(gap, self._inject)
 
     def _inject(self) -> None:
-        kinds = ("partition", "crash", "disk", "clock", "membership", "transfer")
-        choices = [k for k in kinds if k in self.faults]
-        if choices:
-            kind = self.cluster.world.rng.choice(choices)
-            getattr(self, f"_{kind}")()
+        if self._menu:
+            kind = self.world.rng.choice(self._menu)
+            self.world.stats[f"fault {kind}"] += 1
+            if kind in self._own:
+                self.run.inject(kind, self)
+            else:
+                getattr(self, "_" + kind.replace("-", "_"))()
         self._schedule_next()
 
-    # --- the menu --------------------------------------------------------------------------
+    # --- what protocols' faults may use too --------------------------------------------------
 
-    def _leader(self, group_id: int = 0) -> int | None:
+    def up_nodes(self) -> list[int]:
         c = self.cluster
-        leaders = [n.id for n in c.nodes.values() if n.up and n.core(group_id).is_leader]
-        return max(leaders, key=lambda i: c.nodes[i].core(group_id).term) if leaders else None
+        return [n for n in c.node_ids if c.nodes[n].up]
+
+    def pick_victim(self) -> int | None:
+        """An up node: the focus node half the time (if there is one), else any."""
+        up = self.up_nodes()
+        if not up:
+            return None
+        focus = self.cluster.focus_node()
+        rng = self.world.rng
+        return focus if focus is not None and rng.random() < 0.5 else rng.choice(up)
+
+    def crash_node(self, node_id: int, *, mid_sync: bool = False) -> None:
+        """Crash ``node_id`` (inside its sync in flight with ``mid_sync``) and restart it
+        5 to 60 ticks later; nothing happens once chaos is over."""
+        node = self.cluster.nodes[node_id]
+        if not node.up or not self.chaos:
+            return
+        if mid_sync:
+            node.crash_mid_sync()
+        else:
+            node.crash()
+        self._restart_later(node_id, self.world.rng.randint(5 * TICK_US, 60 * TICK_US))
+
+    def isolate(self, node_id: int, why: str) -> None:
+        """Cut ``node_id`` off from every node for 5 to 40 ticks."""
+        c = self.cluster
+        links = isolate(node_id, c.node_ids)
+        c.network.block(c.network.faults.blocked | links)
+        c.trace(f"FAULT n{node_id} ({why}) isolated")
+        heal_after = self.world.rng.randint(5 * TICK_US, 40 * TICK_US)
+        self.world.after(heal_after, lambda: self._unblock(links))
+
+    def _unblock(self, links: Links) -> None:
+        net = self.cluster.network
+        net.block(net.faults.blocked - links)
+
+    def _restart_later(self, node_id: int, delay_us: int) -> None:
+        self.world.after(delay_us, lambda: self._restart(node_id))
+
+    def _restart(self, node_id: int) -> None:
+        node = self.cluster.nodes[node_id]
+        if node.up or node.retired:
+            return
+        if not node.restart():
+            # The disk did not let it start (full, or failing): a supervisor tries again.
+            self._restart_later(node_id, 10 * TICK_US)
+
+    def _stopped_by_itself(self, node_id: int) -> None:
+        self._restart_later(node_id, self.world.rng.randint(2 * TICK_US, 20 * TICK_US))
+
+    # --- the generic menu ----------------------------------------------------------------------
 
     def _partition(self) -> None:
         c = self.cluster
-        rng = c.world.rng
-        ids = list(c.node_ids)
-        if len(ids) < 2:
+        if len(c.node_ids) < 2:
             return  # nothing to cut apart
-        rng.shuffle(ids)
-        shape = rng.choice(
-            ["halves", "halves", "bridge", "ring", "one-way", "isolate-leader", "heal"]
-        )
-        links: set[tuple[int, int]] = set()
-        if shape == "halves":
-            cut = rng.randint(1, len(ids) - 1)
-            a, b = set(ids[:cut]), set(ids[cut:])
-            links = {(x, y) for x in a for y in b} | {(y, x) for x in a for y in b}
-        elif shape == "bridge":
-            bridge, rest = ids[0], ids[1:]
-            a, b = set(rest[: len(rest) // 2]), set(rest[len(rest) // 2 :])
-            links = {(x, y) for x in a for y in b} | {(y, x) for x in a for y in b}
-            del bridge  # the bridge keeps every link
-        elif shape == "ring":
-            # Each node reaches only its ring neighbours: overlapping majorities (for 5 nodes).
-            pos = {n: i for i, n in enumerate(ids)}
-            k = len(ids)
-            links = {
-                (x, y)
-                for x in ids
-                for y in ids
-                if x != y and (pos[x] - pos[y]) % k not in (1, k - 1)
-            }
-        elif shape == "one-way":
-            links = {(x, y) for x in ids for y in ids if x != y and rng.random() < 0.3}
-        elif shape == "isolate-leader":
-            leader = self._leader()
-            if leader is not None:
-                links = {(leader, y) for y in ids if y != leader} | {
-                    (y, leader) for y in ids if y != leader
-                }
+        shape, links = draw_partition(self.world.rng, c.node_ids, c.focus_node())
         c.network.block(links)
         c.trace(f"FAULT partition {shape}: {len(links)} links blocked")
 
     def _crash(self) -> None:
-        c = self.cluster
-        rng = c.world.rng
-        up = [n for n in c.node_ids if c.nodes[n].up]
-        if not up:
-            return
-        leader = self._leader()
-        victim = leader if leader is not None and rng.random() < 0.5 else rng.choice(up)
-        self._crash_node(victim)
-
-    def _restart(self, node_id: int) -> None:
-        node = self.cluster.nodes[node_id]
-        if not node.up and not node.decommissioned:
-            node.restart()
-
-    def _membership(self) -> None:
-        """Remove a voter from every group (keeping at least three), or replace a removed
-        server: it is decommissioned for good and a brand-new, empty server with a new id
-        joins every group as a learner, promoted once caught up. (A removed id is never
-        reused: see :class:`~kvorum.core.raft.ConfState`.)"""
-        c = self.cluster
-        leaders = {gid: self._leader(gid) for gid in c.group_ids}
-        if any(leader is None for leader in leaders.values()):
-            return
-        confs = {gid: c.nodes[leader].core(gid).conf for gid, leader in leaders.items() if leader}
-        members = set().union(*(conf.members for conf in confs.values()))
-        removed = [n for n in c.node_ids if n not in members and not c.nodes[n].decommissioned]
-        voters = confs[0].voters
-        rng = c.world.rng
-        if removed and (len(voters) <= 3 or rng.random() < 0.5):
-            for node_id in removed:
-                c.decommission(node_id)
-            node_id = c.add_node()
-            change = ConfChange(ConfChangeKind.ADD_LEARNER, node_id, auto_promote=True)
-        elif len(voters) > 3:
-            change = ConfChange(ConfChangeKind.REMOVE, rng.choice(sorted(voters)))
-        else:
-            return
-        for gid, leader_id in leaders.items():
-            assert leader_id is not None
-            if change.kind is ConfChangeKind.REMOVE and change.node_id not in confs[gid].members:
-                continue
-            c.trace(
-                f"FAULT membership: g{gid} n{leader_id} proposes {change.kind.name}"
-                f" n{change.node_id}"
-            )
-            self._propose_change(leader_id, gid, change)
-
-    def _propose_change(self, leader_id: int, group_id: int, change: ConfChange) -> None:
-        c = self.cluster
-
-        def refused(_: object, error: BaseException | None) -> None:
-            if error is not None:
-                c.trace(f"  membership change g{group_id} refused: {error}")
-
-        node = c.nodes[leader_id]
-        node.host.run(group_id, lambda g: g.propose_conf_change(change, CallbackWaiter(refused)))
-        node.pump()
-
-    def _transfer(self) -> None:
-        c = self.cluster
-        gid = c.world.rng.choice(c.group_ids)
-        leader_id = self._leader(gid)
-        if leader_id is None:
-            return
-        leader = c.nodes[leader_id]
-        others = sorted(leader.core(gid).conf.voters - {leader_id})
-        if not others:
-            return
-        target = c.world.rng.choice(others)
-        c.trace(f"FAULT transfer: g{gid} n{leader_id} hands leadership to n{target}")
-
-        def transfer(group: RaftGroup) -> None:
-            try:
-                group.core.transfer_leadership(target)
-            except (NotLeader, ValueError) as exc:
-                c.trace(f"  transfer refused: {exc}")
-
-        leader.host.run(gid, transfer)
-        leader.pump()
+        victim = self.pick_victim()
+        if victim is not None:
+            self.crash_node(victim)
 
     def _disk(self) -> None:
-        c = self.cluster
-        node = c.nodes[c.world.rng.choice(c.node_ids)]
-        node.disk_latency_us = c.world.rng.choice([100, 1_000, 5_000, 30_000])
-        c.trace(f"FAULT n{node.id} disk latency {node.disk_latency_us / 1000:.0f}ms")
+        node = self._any_node()
+        node.machine.disk_latency_us = self.world.rng.choice([100, 1_000, 5_000, 30_000])
+        self.cluster.trace(
+            f"FAULT n{node.id} disk latency {node.machine.disk_latency_us / 1000:.0f}ms"
+        )
 
     def _clock(self) -> None:
-        c = self.cluster
-        node = c.nodes[c.world.rng.choice(c.node_ids)]
+        node = self._any_node()
         # Lease reads are designed for bounded drift (lease_margin_ticks); the default
         # ±10% stays within it, larger values show what happens beyond it.
         d = self.max_clock_drift
-        node.tick_us = int(TICK_US * c.world.rng.uniform(1 - d, 1 + d))
-        c.trace(f"FAULT n{node.id} clock tick {node.tick_us / 1000:.2f}ms")
+        node.machine.tick_us = int(TICK_US * self.world.rng.uniform(1 - d, 1 + d))
+        self.cluster.trace(f"FAULT n{node.id} clock tick {node.machine.tick_us / 1000:.2f}ms")
+
+    def _torn_write(self) -> None:
+        victim = self.pick_victim()
+        if victim is None:
+            return
+        self.cluster.trace(f"FAULT n{victim}: a power cut will land inside its next sync")
+        self.cluster.nodes[victim].machine.sync_trap = lambda: self.crash_node(
+            victim, mid_sync=True
+        )
+
+    def _disk_full(self) -> None:
+        victim = self.pick_victim()
+        if victim is None:
+            return
+        fs = self.cluster.nodes[victim].machine.fs
+        if fs.capacity_bytes is not None:
+            return  # already full
+        rng = self.world.rng
+        fs.capacity_bytes = fs.used_bytes() + rng.choice([0, 0, 512, 4096])
+        ticks = rng.randint(10, 80)
+        self.cluster.trace(
+            f"FAULT n{victim} disk full for {ticks} ticks (capacity {fs.capacity_bytes} bytes)"
+        )
+
+        def space_freed() -> None:
+            if fs.capacity_bytes is not None:
+                fs.capacity_bytes = None
+                self.cluster.trace(f"n{victim}: space freed on its disk")
+
+        self.world.after(ticks * TICK_US, space_freed)
+
+    def _fsync_fail(self) -> None:
+        victim = self.pick_victim()
+        if victim is None:
+            return
+        self.cluster.nodes[victim].machine.fs.failing_fsyncs = 1
+        self.cluster.trace(f"FAULT n{victim}: its next fsync fails (EIO)")
+
+    def _lying_fsync(self) -> None:
+        victim = self.pick_victim()
+        if victim is None:
+            return
+        fs = self.cluster.nodes[victim].machine.fs
+        ticks = self.world.rng.randint(3, 30)
+        fs.lying_fsync_rate = 1.0
+        self.cluster.trace(f"FAULT n{victim}: fsync lies for {ticks} ticks, then the power fails")
+
+        def power_cut() -> None:
+            fs.lying_fsync_rate = 0.0
+            self.crash_node(victim)
+
+        self.world.after(ticks * TICK_US, power_cut)
+
+    def _any_node(self) -> NodeHandle:
+        c = self.cluster
+        return c.nodes[self.world.rng.choice(c.node_ids)]
+
+    # --- calm ----------------------------------------------------------------------------------
 
     def calm(self) -> None:
-        """End all faults: heal, restart, normal disks and clocks, a reliable network."""
+        """End all faults: heal, restart, healthy machines, a reliable network."""
         c = self.cluster
         c.network.heal()
         f = c.network.faults
         f.loss = f.duplicate = f.slow_p = 0.0
         f.max_delay_us = 2_000
-        for node in c.nodes.values():
-            node.disk_latency_us = 500
-            node.tick_us = TICK_US
-            if not node.up and not node.decommissioned:
+        for node_id in c.node_ids:
+            node = c.nodes[node_id]
+            node.machine.heal()
+            if not node.up and not node.retired:
                 node.restart()
+        self.run.calm()
         c.trace("CALM: all faults repaired")

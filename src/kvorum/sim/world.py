@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import heapq
 import random
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
@@ -31,6 +32,9 @@ class World:
         self.now_us = 0
         self._queue: list[tuple[int, int, Action]] = []
         self._seq = 0
+        self.stats: Counter[str] = Counter()
+        """What happened in the run, counted by name (faults that struck, disk errors met):
+        tests use it to show that a fault really bit."""
 
     def at(self, when_us: int, action: Action) -> None:
         """Run ``action`` at virtual time ``when_us`` (never in the past)."""

@@ -24,14 +24,12 @@ from typing import TYPE_CHECKING
 
 from kvorum.core.raft import Entry, RaftCore, RaftReady
 from kvorum.core.shape import GroupId
+from kvorum.sim.plugin import InvariantViolation
 
 if TYPE_CHECKING:
     from kvorum.host.group import RaftGroup
-    from kvorum.sim.raft_cluster import RaftCluster, SimNode
-
-
-class InvariantViolation(AssertionError):
-    """A Raft safety property was broken; the message says which and where."""
+    from kvorum.sim.raft.cluster import RaftCluster
+    from kvorum.sim.raft.node import SimNode
 
 
 def _digest(data: bytes) -> int:
