@@ -12,6 +12,7 @@ of the same group count is what to read; the absolute figures move with the mach
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -35,7 +36,7 @@ def measure(storage: str, groups: int, seeds: range) -> tuple[float, int]:
 
 
 def run(results_dir: Path, quick: bool) -> None:
-    seeds = range(2) if quick else range(100)
+    seeds = range(2) if quick else range(int(os.environ.get("KVORUM_BENCH_SIM_SEEDS", "100")))
     rows = []
     base: dict[int, float] = {}
     for storage, groups in CONFIGS:

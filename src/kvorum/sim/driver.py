@@ -80,13 +80,12 @@ class SimDriver(Generic[RoundT]):
         host: RoundHost[RoundT],
         *,
         on_round: Callable[[RoundT], None],
-        after_round: Callable[[], None],
         on_fatal: Callable[[OSError], None],
         trace: Callable[[str], None],
         disk_retry_us: int = DISK_RETRY_US,
     ) -> None:
-        """``on_round`` sees each round as it starts (observers); ``after_round`` runs once a
-        round that synced has finished; ``on_fatal`` is told why the node must stop."""
+        """``on_round`` sees each round as it starts (observers); ``on_fatal`` is told why
+        the node must stop."""
         self.world = world
         self.machine = machine
         self.host = host
@@ -95,7 +94,6 @@ class SimDriver(Generic[RoundT]):
         """A round is waiting for its sync to complete."""
         self.stopped = False
         self._on_round = on_round
-        self._after_round = after_round
         self._on_fatal = on_fatal
         self._trace = trace
         self._round: RoundT | None = None
@@ -138,13 +136,16 @@ class SimDriver(Generic[RoundT]):
         self.busy = False
         self._round = None
         self.host.finish_round(rnd)
-        self._after_round()
         self.pump()
 
     def _persist_now(self, rnd: RoundT) -> bool:
         """Persist ``rnd``; False if it did not complete (disk full: a retry is scheduled;
         another disk error: the node stops)."""
         host = self.host
+        fs = self.machine.fs
+        if self.machine.fail_next_sync:
+            self.machine.fail_next_sync = False
+            fs.failing_fsyncs = 1
         try:
             host.persist(rnd)
         except DiskFullError as exc:
@@ -162,6 +163,8 @@ class SimDriver(Generic[RoundT]):
             self.world.stats["fatal disk errors"] += 1
             self._on_fatal(exc)
             return False
+        finally:
+            fs.failing_fsyncs = 0
         if host.disk_full:
             host.disk_full = False
             self._trace("the disk has room again: writes resume")

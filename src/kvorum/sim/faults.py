@@ -17,8 +17,14 @@ The disk faults act on a node's :class:`~kvorum.sim.disk.SimFileSystem`:
   latency, so the batch being written is torn sector by sector or lost;
 - *disk-full*: the disk has no room to grow for a while; the node must refuse writes, keep
   its acknowledged data, and carry on by itself once space returns;
-- *fsync-fail*: the node's next fsync fails with EIO; the node must stop, and it is
-  restarted from its disk;
+- *fsync-fail*: the first fsync of the node's next sync fails with EIO; the node must
+  stop, and it is restarted from its disk;
+- *fsync-fail-anywhere*: the node's next fsync fails, whatever writes it. Not in ``all``:
+  a snapshot written in the background that meets it is only logged and the node carries
+  on; if the failed fsync was the one that made a new snapshot directory's name durable,
+  later snapshots land in a directory a power cut can erase while the log already points
+  at them, and the node then refuses to start (the host should stop on it as on a failed
+  sync of its log);
 - *lying-fsync*: for a while fsync returns without syncing, then the power fails. A Raft
   node cannot survive losing data it acknowledged, so this one is left out of ``all`` until
   nodes can repair such damage from their peers; ask for it by name.
@@ -70,7 +76,15 @@ GENERIC_FAULTS: tuple[FaultKind, ...] = (
     FaultKind("clock", "a node's clock runs slow or fast"),
     FaultKind("torn-write", "a power cut inside a sync tears or loses the batch being written"),
     FaultKind("disk-full", "a node's disk has no room for a while"),
-    FaultKind("fsync-fail", "a node's fsync fails with EIO: the node stops and restarts"),
+    FaultKind(
+        "fsync-fail", "the fsync of a node's next sync fails (EIO): it stops and restarts"
+    ),
+    FaultKind(
+        "fsync-fail-anywhere",
+        "a node's next fsync fails (EIO), whatever writes it - also a snapshot written in the"
+        " background (not in 'all': the node carries on, see the module docstring)",
+        in_all=False,
+    ),
     FaultKind(
         "lying-fsync",
         "fsync returns without syncing, then the power fails (not in 'all': a node then"
@@ -280,8 +294,15 @@ class FaultSchedule:
         victim = self.pick_victim()
         if victim is None:
             return
+        self.cluster.nodes[victim].machine.fail_next_sync = True
+        self.cluster.trace(f"FAULT n{victim}: the fsync of its next sync fails (EIO)")
+
+    def _fsync_fail_anywhere(self) -> None:
+        victim = self.pick_victim()
+        if victim is None:
+            return
         self.cluster.nodes[victim].machine.fs.failing_fsyncs = 1
-        self.cluster.trace(f"FAULT n{victim}: its next fsync fails (EIO)")
+        self.cluster.trace(f"FAULT n{victim}: its next fsync fails (EIO), whatever it syncs")
 
     def _lying_fsync(self) -> None:
         victim = self.pick_victim()

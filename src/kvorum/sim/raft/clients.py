@@ -101,7 +101,6 @@ class KVClients:
             self.fail(op)  # connection refused: it never reached anyone
             return
         node.handle_client(op)
-        c.note_roles(node)
         world.after(self.timeout_us, lambda: self.give_up(op))
 
     def _done(self, op: ClientOp) -> None:

@@ -96,9 +96,14 @@ class RaftCluster:
         """Called with a node's id when, leading group 0, it commits for the first time in
         its term (the moment its followers have not yet heard of)."""
         self.on_node_stopped: list[Callable[[int], None]] = []
-        self.touched: set[int] = set(self.node_ids)
-        """Nodes an event changed since the checkers last looked."""
+        self.changed: set[tuple[int, GroupId]] = set()
+        """(node, group) pairs whose core may have changed since the checkers last looked.
+        A core changes only in its node's rounds, and every change that matters to them — a
+        commit, a new term, a leader — comes out in a ready, so the pairs that produced a
+        ready (and every group of a node that just started) are all that need a look."""
         self.nodes = {i: SimNode(self, i, world.child_rng()) for i in self.node_ids}
+        for node in self.nodes.values():
+            self.mark_node(node)
         key_names = [f"k{i}" for i in range(max(keys, 2 * groups))]
         self.clients = KVClients(self, clients, key_names, client_timeout_ticks)
         self._was_leader: dict[tuple[int, GroupId], int] = {}
@@ -109,9 +114,9 @@ class RaftCluster:
         """Start a brand-new, empty server under a new id; every node learns of it."""
         node_id = max(self.node_ids) + 1
         self.node_ids.append(node_id)
-        self.touched.add(node_id)
         node = SimNode(self, node_id, self.world.child_rng(), join=True)
         self.nodes[node_id] = node
+        self.mark_node(node)
         for other in self.nodes.values():
             if other.up:
                 other.host.set_peers(self.node_ids)
@@ -155,7 +160,6 @@ class RaftCluster:
         if not node.up or node.incarnation != incarnation:
             return
         node.tick()
-        self.note_roles(node)
         self.schedule_tick(node)
 
     def _deliver(self, env: Envelope) -> None:
@@ -165,34 +169,47 @@ class RaftCluster:
         if self.trace_enabled:
             self.trace(f"n{env.src}->n{env.dst} g{env.group_id} {describe(env.body)}")
         node.receive(env)
-        self.note_roles(node)
 
-    def note_roles(self, node: SimNode) -> None:
-        """After an event on ``node``: trace leadership changes, and mark it for the
-        checkers (which look only at nodes an event touched)."""
-        self.touched.add(node.id)
-        if not node.up:
-            return
-        for gid, group in node.host.groups.items():
-            core = group.core
+    # --- after each event ------------------------------------------------------------------
+
+    def mark_node(self, node: SimNode) -> None:
+        """Every group of ``node`` may have changed (it just started)."""
+        self.changed.update((node.id, gid) for gid in self.group_ids)
+
+    def take_changed(self) -> list[tuple[int, GroupId]]:
+        """The pairs changed since the last call (see :attr:`changed`), in order."""
+        if not self.changed:
+            return []
+        changed = sorted(self.changed)
+        self.changed.clear()
+        return changed
+
+    def note_roles(self, changed: list[tuple[int, GroupId]]) -> None:
+        """After an event: trace leadership changes among ``changed`` and tell the hooks
+        about new leaders of group 0 and their first commit."""
+        for node_id, gid in changed:
+            node = self.nodes[node_id]
+            if not node.up:
+                continue
+            core = node.core(gid)
             term = core.term if core.is_leader else -1
-            before = self._was_leader.get((node.id, gid), -1)
+            before = self._was_leader.get((node_id, gid), -1)
             if term != before:
-                self._was_leader[(node.id, gid)] = term
+                self._was_leader[(node_id, gid)] = term
                 if term != -1:
                     self.trace(
-                        f"n{node.id} became LEADER of g{gid} term {term} last={core.last_index}"
+                        f"n{node_id} became LEADER of g{gid} term {term} last={core.last_index}"
                     )
                     if gid == 0:
-                        self._committed_as_leader[node.id] = (term, core.commit_index)
+                        self._committed_as_leader[node_id] = (term, core.commit_index)
                         for hook in self.on_new_leader:
-                            hook(node.id)
+                            hook(node_id)
             if gid == 0 and term != -1:
-                seen = self._committed_as_leader.get(node.id)
+                seen = self._committed_as_leader.get(node_id)
                 if seen is not None and seen[0] == term and core.commit_index > seen[1]:
-                    del self._committed_as_leader[node.id]  # once per term
+                    del self._committed_as_leader[node_id]  # once per term
                     for hook in self.on_leader_commit:
-                        hook(node.id)
+                        hook(node_id)
 
     # --- observation -----------------------------------------------------------------------
 
@@ -201,6 +218,7 @@ class RaftCluster:
             self.trace_lines.append(f"{self.world.now_us / 1000:10.1f}ms {line}")
 
     def on_ready(self, node: SimNode, group: RaftGroup, rd: RaftReady) -> None:
+        self.changed.add((node.id, group.group_id))
         for obs in self.observers:
             obs.on_ready(node, group, rd)
         if rd.committed_entries:

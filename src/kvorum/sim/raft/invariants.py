@@ -91,39 +91,34 @@ class RaftInvariants:
                     f" index {entry.index} elsewhere"
                 )
 
-    def after_event(self) -> None:
-        """Check the nodes the last event touched (the others have not changed)."""
-        cluster = self.cluster
-        touched = cluster.touched
-        if not touched:
-            return
-        nodes = [cluster.nodes[i] for i in sorted(touched)]
-        touched.clear()
-        for node in nodes:
+    def check(self, changed: list[tuple[int, GroupId]]) -> None:
+        """After an event: check the (node, group) pairs it may have changed (see
+        :attr:`~kvorum.sim.raft.cluster.RaftCluster.changed`; the others have not)."""
+        nodes = self.cluster.nodes
+        for node_id, gid in changed:
+            node = nodes[node_id]
             if not node.up:
                 continue
-            for gid, group in node.host.groups.items():
-                facts = self.groups[gid]
-                core = group.core
-                if core.is_leader:
-                    holder = facts.leader_of_term.setdefault(core.term, node.id)
-                    if holder != node.id:
-                        raise InvariantViolation(
-                            f"Election Safety: g{gid}: n{holder} and n{node.id} both lead"
-                            f" term {core.term}"
-                        )
-                    if facts.completeness_checked.get(node.id) != core.term:
-                        facts.completeness_checked[node.id] = core.term
-                        self._check_leader_completeness(gid, node.id, core)
-                self._record_commits(gid, node.id, core)
+            facts = self.groups[gid]
+            core = node.host.groups[gid].core
+            if core.is_leader:
+                holder = facts.leader_of_term.setdefault(core.term, node_id)
+                if holder != node_id:
+                    raise InvariantViolation(
+                        f"Election Safety: g{gid}: n{holder} and n{node_id} both lead"
+                        f" term {core.term}"
+                    )
+                if facts.completeness_checked.get(node_id) != core.term:
+                    facts.completeness_checked[node_id] = core.term
+                    self._check_leader_completeness(gid, node_id, core)
+            if core.commit_index != facts.checked_commit.get(node_id):
+                self._record_commits(gid, node_id, core)
 
     # --- checks ----------------------------------------------------------------------------
 
     def _record_commits(self, gid: GroupId, node_id: int, core: RaftCore) -> None:
         facts = self.groups[gid]
         commit = core.commit_index
-        if commit == facts.checked_commit.get(node_id):
-            return  # the common case: nothing new committed here since the last event
         start = max(facts.checked_commit.get(node_id, 0), core.snapshot_index) + 1
         if start <= commit:
             for e in core.entries(start, commit + 1):

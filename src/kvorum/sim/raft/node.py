@@ -229,7 +229,6 @@ class SimNode:
             self.machine,
             self.host,
             on_round=self._on_round,
-            after_round=lambda: c.note_roles(self),
             on_fatal=self._stopped_by_error,
             trace=lambda line: c.trace(f"n{self.id} {line}"),
         )
@@ -286,6 +285,7 @@ class SimNode:
             c.world.stats["restarts refused by the disk"] += 1
             return False
         self.driver = self._new_driver()
+        c.mark_node(self)
         core = self.core()
         repaired = self.storage.describe_recovery()
         if repaired is not None:
@@ -302,7 +302,6 @@ class SimNode:
 
     def pump(self) -> None:
         """Run rounds until there is nothing to do or the disk is busy."""
-        self.cluster.touched.add(self.id)
         if self.up:
             self.driver.pump()
 
