@@ -11,9 +11,9 @@ from dataclasses import replace
 import pytest
 
 from kvorum.core.raft import UnsafeSwitches
-from kvorum.sim.faults import parse_faults
-from kvorum.sim.raft_cluster import HostSwitches
-from kvorum.sim.raft_sim import SimOptions, run_seed, run_seeds
+from kvorum.sim.raft import RaftSimOptions as SimOptions
+from kvorum.sim.raft import parse_faults, run_seed, run_seeds
+from kvorum.sim.raft.cluster import HostSwitches
 
 ALL = parse_faults("all")
 
@@ -89,18 +89,22 @@ def test_teeth_read_index_linearizability() -> None:
 
 def test_teeth_current_term_commit_rule() -> None:
     # Figure 8 needs short-lived leaders with divergent tails and an old-term entry sent on
-    # its own: three nodes, leaders crashed or cut off moments after winning, one entry per
-    # AppendEntries; slow disks keep a new leader's own copy behind its followers'. Without
-    # the switch the same seeds are clean (checked below).
+    # its own: three nodes, leaders crashed or cut off moments after winning (or after their
+    # first commit), one entry per AppendEntries and one append in flight, so the entry of
+    # the leader's own term is not already on its way when the old one commits; slow disks
+    # keep a new leader's own copy behind its followers'; long chaos lets divergent suffixes
+    # pile up over many terms. Without the switch the same seed is clean (checked below).
     options = SimOptions(
         nodes=3,
         faults=parse_faults("crash,partition,disk"),
+        chaos_ticks=1000,
         leader_crash_p=0.3,
         max_entries_per_append=1,
+        max_inflight_appends=1,
         unsafe=UnsafeSwitches(commit_any_term=True),
         trace=False,
     )
-    found = first_violation(options)
+    found = first_violation(options, max_seeds=400)
     assert found is not None, "committing earlier terms' entries by counting went unnoticed"
     seed, violation = found
     print(f"found at seed {seed}: {violation}")
