@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from kvorum.core.raft.messages import ConfState, SnapshotMeta
+from kvorum.sim.disk import SimFileSystem
+from kvorum.storage.contracts import DiskFullError
 from kvorum.storage.snapshots import SnapshotCorruptionError, SnapshotStore
 
 CONF = ConfState(voters=frozenset({1, 2, 3}), learners=frozenset({4}), auto_promote=frozenset({4}))
@@ -42,6 +45,23 @@ def test_only_the_newest_two_are_kept(tmp_path: Path) -> None:
     for index in (5, 10, 15, 20):
         store.write(meta(index), iter([b"s%d" % index]))
     assert [p.name[:20] for p in store.files()] == [f"{15:020d}", f"{20:020d}"]
+
+
+def test_a_full_disk_is_a_disk_full_error_and_the_same_write_succeeds_later() -> None:
+    # A host retries a round whose sync met a full disk, and installing a leader's snapshot
+    # is part of the round: the store must report a full disk as one, not as a bare OSError
+    # (which a host treats as fatal).
+    fs = SimFileSystem(random.Random(5))
+    store = SnapshotStore(Path("/node/snapshots/0"), fs=fs)
+    store.write(meta(10), iter([b"a" * 100]))
+    fs.capacity_bytes = fs.used_bytes() + 50
+    with pytest.raises(DiskFullError):
+        store.write(meta(20), iter([b"b" * 1000]))
+    assert store.latest() == meta(10)
+    assert [p.name for p in store.files()] == [store.path_for(meta(10)).name]
+    fs.capacity_bytes = None
+    store.write(meta(20), iter([b"b" * 1000]))
+    assert store.latest() == meta(20)
 
 
 def test_no_store_is_empty(tmp_path: Path) -> None:

@@ -42,6 +42,7 @@ that operator has something to look at.
 from __future__ import annotations
 
 import bisect
+import errno
 import re
 import struct
 import threading
@@ -52,6 +53,7 @@ import crc32c
 import msgpack
 
 from kvorum.core.raft.messages import ConfState, SnapshotMeta, plain_slice
+from kvorum.storage.contracts import DiskFullError
 from kvorum.storage.fs import OS_FILE_SYSTEM, File, FileSystem
 
 MAGIC = b"KVSNAP01"
@@ -61,6 +63,7 @@ _TAIL = struct.Struct("<II8s")
 """footer length, footer CRC32C, end magic."""
 _NAME = re.compile(r"^(\d{20})-(\d{20})\.snap$")
 _TEMP_SUFFIX = ".tmp"
+_DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
 DEFAULT_KEEP = 2
 
 
@@ -159,7 +162,8 @@ class SnapshotStore:
         once it is durable.
 
         Then deletes all but the newest ``keep`` snapshots. If ``chunks`` raises, nothing is
-        published.
+        published. A full disk raises :class:`~kvorum.storage.contracts.DiskFullError`
+        (nothing published either): the same write succeeds once space is freed.
         """
         if meta.index < 0 or meta.term < 0:
             raise ValueError(f"snapshot index and term must be >= 0, got {meta}")
@@ -181,9 +185,13 @@ class SnapshotStore:
             footer = _encode_footer(meta, data_bytes, data_crc)
             out.write(footer + _TAIL.pack(len(footer), crc32c.crc32c(footer), END_MAGIC))
             file.fsync()
-        except BaseException:
+        except BaseException as exc:
             file.close()
             fs.unlink(temp, missing_ok=True)
+            if isinstance(exc, OSError) and exc.errno in _DISK_FULL:
+                # A host retries a round whose sync met a full disk; installing a leader's
+                # snapshot is part of that round, so it must say so the same way.
+                raise DiskFullError(exc.errno, f"disk full while writing {temp}") from exc
             raise
         file.close()
         with self._publish_lock:
