@@ -120,6 +120,22 @@ def test_auto_promotion_during_a_transfer_does_not_crash_the_leader(seed: int) -
     assert result.ok, f"seed {seed}: {result.violation}"
 
 
+def test_a_snapshot_and_the_entries_after_it_in_one_round_are_stored_in_order() -> None:
+    # This seed once crashed a follower: it stepped an InstallSnapshot and the AppendEntries
+    # continuing from it in one round, and the host staged the entries before recording the
+    # snapshot ("entry 94 leaves a gap after 86").
+    options = SimOptions(
+        nodes=3,
+        clients=8,
+        faults=parse_faults("crash,partition,disk,delay"),
+        leader_crash_p=0.3,
+        max_entries_per_append=1,
+        trace=False,
+    )
+    result = run_seed(396, options)
+    assert result.ok, result.violation
+
+
 def test_a_crashing_core_is_reported_with_its_seed(monkeypatch: pytest.MonkeyPatch) -> None:
     from kvorum.core.raft import RaftCore
 

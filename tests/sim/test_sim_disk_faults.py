@@ -78,6 +78,7 @@ def test_a_full_disk_refuses_writes_and_the_node_recovers_by_itself() -> None:
     assert seen["fault disk-full"] > 0
     assert seen["disk-full rounds"] > 0, "no round ever met the full disk"
     assert seen["writes refused: disk full"] > 0, "no client was told the disk is full"
+    assert seen["fatal disk errors"] == 0, "a full disk stopped a node"
 
 
 def test_a_failed_fsync_stops_the_node_and_it_restarts_from_disk() -> None:
