@@ -7,7 +7,9 @@ and records a hash of `pyproject.toml` so that the next run skips the install un
 dependencies changed. Then it hands over to the real command inside the venv:
 
     python3 dev.py up [ARGS]      start a local cluster (`kvorum up`)
-    python3 dev.py test [ARGS]    lint, type-check, simulate 1,000 seeds, run the whole test suite
+    python3 dev.py test [ARGS]    lint, type-check, simulate 1,000 seeds (at one Raft group
+                                  per node and at four), run the whole test suite
+                                  (KVORUM_SIM_SEEDS / KVORUM_SIM_GROUP_SEEDS: fewer seeds)
     python3 dev.py bench [ARGS]   run the benchmarks and write results into benchmarks/results
     python3 dev.py kvorum ARGS    any other kvorum command inside the venv
 
@@ -63,11 +65,15 @@ def main() -> int:
     if task == "test":
         _ensure_venv("test,bench")
         seeds = os.environ.get("KVORUM_SIM_SEEDS", "1000")
+        group_seeds = os.environ.get("KVORUM_SIM_GROUP_SEEDS", seeds)
+        sim = [str(BIN / "kvorum"), "sim", "raft", "--nodes", "5", "--faults=all"]
         for step in (
             [str(BIN / "ruff"), "check", "."],
             [str(BIN / "mypy")],
-            # The simulator's own gate: 1,000 seeds, 5 nodes, every fault.
-            [str(BIN / "kvorum"), "sim", "raft", "--seeds", seeds, "--nodes", "5", "--faults=all"],
+            # The simulator's own gate: 1,000 seeds, 5 nodes, every fault...
+            [*sim, "--seeds", seeds],
+            # ...and again with four Raft groups per node sharing each node's WAL.
+            [*sim, "--seeds", group_seeds, "--groups", "4"],
             [str(PY), "-m", "pytest", "-n", "2", "-q", *rest],
         ):
             code = _run(step)
