@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import textwrap
 import time
 from dataclasses import replace
 
@@ -24,7 +25,9 @@ _BREAKS = {
 }
 
 _FAULT_LINES = "\n".join(
-    f"  {k.name:<12} {k.help}" + ("" if k.in_all else " [opt-in]") for k in FAULT_KINDS
+    f"  {k.name}{' [opt-in]' if not k.in_all else ''}\n"
+    + textwrap.fill(k.help, width=76, initial_indent=" " * 6, subsequent_indent=" " * 6)
+    for k in FAULT_KINDS
 )
 
 _RAFT_HELP = f"""Run SEEDS seeded Raft simulations; print every failure's seed and trace.
@@ -52,13 +55,13 @@ def command() -> None:
 @click.option("--start", default=0, show_default=True, help="First seed.")
 @click.option("--nodes", default=5, show_default=True, help="Cluster size.")
 @click.option(
-    "--groups", default=1, show_default=True, help="Raft groups per node (a shared log each)."
+    "--groups", default=1, show_default=True, help="Raft groups per node (sharing its WAL)."
 )
 @click.option(
     "--faults",
     default="all",
     show_default=True,
-    help="'all', 'none' or a comma list of fault kinds (below); 'all,lying-fsync' adds an"
+    help="'all', 'none' or a comma list of the fault kinds above; 'all,lying-fsync' adds an"
     " opt-in kind to all.",
 )
 @click.option("--fault-gap-ticks", default=25, show_default=True, help="Mean ticks between faults.")

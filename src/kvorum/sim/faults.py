@@ -81,14 +81,14 @@ GENERIC_FAULTS: tuple[FaultKind, ...] = (
     ),
     FaultKind(
         "fsync-fail-anywhere",
-        "a node's next fsync fails (EIO), whatever writes it - also a snapshot written in the"
-        " background (not in 'all': the node carries on, see the module docstring)",
+        "a node's next fsync fails (EIO), whatever it syncs: also a snapshot written in the"
+        " background, which the node only logs",
         in_all=False,
     ),
     FaultKind(
         "lying-fsync",
-        "fsync returns without syncing, then the power fails (not in 'all': a node then"
-        " loses data it acknowledged)",
+        "fsync returns without syncing, then the power fails: the node loses data it"
+        " acknowledged",
         in_all=False,
     ),
 )
