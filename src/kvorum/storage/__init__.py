@@ -4,12 +4,18 @@ Theory of operation: a node persists Raft's hard state and log entries in a segm
 checksummed WAL (:mod:`~kvorum.storage.wal`) with one ``fdatasync`` per batch, keeps its state
 machine's snapshots as atomically published, checksummed files
 (:mod:`~kvorum.storage.snapshots`), and reaches both through one facade,
-:class:`~kvorum.storage.raft_log_store.RaftLogStore`. The key-value state machine itself lives
-in LMDB (:mod:`~kvorum.storage.lmdb_engine`). Unlike ``kvorum.core`` this package does real
+:class:`~kvorum.storage.raft_log_store.RaftLogStore`. The key-value state machines of all its
+groups live in one LMDB environment (:mod:`~kvorum.storage.lmdb_keyspace`), each group a span
+of one ordered keyspace. Unlike ``kvorum.core`` this package does real
 file I/O; it is what "durable" means for a node.
 """
 
-from kvorum.storage.lmdb_engine import EngineClosedError, LmdbEngine
+from kvorum.storage.lmdb_keyspace import (
+    EngineClosedError,
+    KeyspaceFormatError,
+    LmdbGroupView,
+    LmdbKeyspace,
+)
 from kvorum.storage.raft_log_store import (
     CompactedError,
     InitialState,
@@ -32,7 +38,9 @@ __all__ = [
     "CompactedError",
     "EngineClosedError",
     "InitialState",
-    "LmdbEngine",
+    "KeyspaceFormatError",
+    "LmdbGroupView",
+    "LmdbKeyspace",
     "RaftLogStore",
     "SnapshotCorruptionError",
     "SnapshotMarker",
