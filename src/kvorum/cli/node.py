@@ -12,6 +12,7 @@ import click
 from kvorum.cli._cluster import node_config_from_toml, parse_peers
 from kvorum.runtime.node import DataDirInUseError, NodeConfig
 from kvorum.runtime.process import NodeFailedError, run, serve
+from kvorum.storage.lmdb_keyspace import KeyspaceFormatError
 from kvorum.storage.raft_log_store import StorageCorruptionError
 from kvorum.storage.snapshots import SnapshotCorruptionError
 from kvorum.storage.wal import WALCorruptionError
@@ -84,8 +85,13 @@ def command(
         raise click.UsageError(f"node {config.node_id} is not in the peer list")
     try:
         run(serve(config))
-    except (WALCorruptionError, SnapshotCorruptionError, StorageCorruptionError) as exc:
-        # Acknowledged data is damaged: say where, and do not start on top of it.
+    except (
+        WALCorruptionError,
+        SnapshotCorruptionError,
+        StorageCorruptionError,
+        KeyspaceFormatError,
+    ) as exc:
+        # Acknowledged data is damaged or unreadable: say where, and do not start on top of it.
         click.echo(f"kvorum node {config.node_id}: refusing to start: {exc}", err=True)
         sys.exit(3)
     except (DataDirInUseError, NodeFailedError, OSError) as exc:
