@@ -57,12 +57,12 @@ it because its WAL already makes every entry durable before it is applied, and i
 and rebuilds the keyspace from its snapshots and WAL after a crash across a reboot
 (:mod:`kvorum.runtime.node`). :meth:`LmdbKeyspace.flush` forces everything to disk.
 
-Format (the details are in :mod:`kvorum.storage._lmdb_layout`). ``meta`` records
-:data:`FORMAT_VERSION`. A folder of the single-group layout kvorum
-used before (format 1: one ``data`` database of the whole store, no version) is refused with
-:class:`KeyspaceFormatError` rather than converted: a node rebuilds its keyspace from its
-snapshot and log when the folder is deleted, which is simpler and better tested than a
-converter.
+Format (details in :mod:`kvorum.storage._lmdb_layout`). ``meta`` records
+:data:`FORMAT_VERSION`. A folder of the single-group layout kvorum used before (format 1: one
+``data`` database of the whole store, no version) is refused with :class:`KeyspaceFormatError`
+rather than converted: a node rebuilds its keyspace from its snapshot and log when the folder
+is deleted, a path that already exists and is tested, where a converter would be new code
+run once per node.
 """
 
 from __future__ import annotations
