@@ -367,3 +367,14 @@ def test_both_keyspaces_give_the_same_replies_and_state(
         assert audit_engine(one.engine) == [] and audit_engine(other.engine) == []
     for s in stores:
         s.close()
+
+
+def test_a_closed_view_is_closed_and_the_group_opens_again(store: Store) -> None:
+    view = store.keyspace.open_group(0, FULL_SPAN)
+    view.apply_batch([(b"k", b"\x00v")], 1)
+    assert store.keyspace.group(0) is view  # one view per group
+    view.close()
+    with pytest.raises(RuntimeError, match="close"):
+        view.get(b"k")
+    again = store.keyspace.group(0)
+    assert again is not view and again.get(b"k") == b"\x00v" and again.applied_index() == 1

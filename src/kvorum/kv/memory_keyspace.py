@@ -130,7 +130,7 @@ class MemoryKeyspace:
     def group(self, group_id: GroupId) -> MemoryGroupView:
         self._check_open()
         view = self._views.get(group_id)
-        if view is None:
+        if view is None or view._closed:  # one view per group, a fresh one after close()
             view = MemoryGroupView(self, group_id, self._groups[group_id])
             self._views[group_id] = view
         return view

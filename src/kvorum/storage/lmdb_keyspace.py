@@ -323,7 +323,7 @@ class LmdbKeyspace:
     def group(self, group_id: GroupId) -> LmdbGroupView:
         self._check_open()
         view = self._views.get(group_id)
-        if view is None:
+        if view is None or view._closed:  # one view per group, a fresh one after close()
             view = LmdbGroupView(self, group_id, self._groups[group_id])
             self._views[group_id] = view
         return view
