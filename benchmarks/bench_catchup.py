@@ -85,9 +85,9 @@ def _measure(keys: int) -> tuple[int, float, int, float, int, int]:
     ports = {i: client_base + i - 1 for i in (1, 2, 3)}
     procs: dict[int, subprocess.Popen[bytes]] = {}
 
-    def start(node_id: int, join: bool = False) -> None:
+    def start(node_id: int, join: bool = False, peers: str = spec) -> None:
         cmd = [sys.executable, "-m", "kvorum", "node", "--id", str(node_id),
-               "--data-dir", str(root / f"n{node_id}"), "--peers", spec, "--snapshot-every", "100"]
+               "--data-dir", str(root / f"n{node_id}"), "--peers", peers, "--snapshot-every", "100"]
         if join:
             cmd.append("--join")
         log = open(root / f"n{node_id}.log", "ab")  # noqa: SIM115 - the child owns it
@@ -108,15 +108,18 @@ def _measure(keys: int) -> tuple[int, float, int, float, int, int]:
         procs[victim].send_signal(signal.SIGKILL)
         procs[victim].wait()
         shutil.rmtree(root / f"n{victim}")
-        # A node that lost its data rejoins as a new member (as with etcd): removed, then
-        # added back as a learner, which the leader can only bring up to date by snapshot.
+        # A node that lost its data rejoins as a new member under a new id (as with etcd; a
+        # removed id is never reused): removed, then a new server on the same ports is added
+        # as a learner, which the leader can only bring up to date by snapshot.
         with RespClient("127.0.0.1", ports[leader], timeout_s=10) as client:
             client.call("KVORUM", "MEMBER", "REMOVE", str(victim))
-        start(victim, join=True)
+        newcomer = 4
+        raft_address = f"127.0.0.1:{raft_base + victim - 1}"
+        client_address = f"127.0.0.1:{ports[victim]}"
+        start(newcomer, join=True, peers=f"{spec},{newcomer}={raft_address}/{client_address}")
         with RespClient("127.0.0.1", ports[leader], timeout_s=10) as client:
-            client.call("KVORUM", "MEMBER", "ADD", str(victim),
-                        f"127.0.0.1:{raft_base + victim - 1}", f"127.0.0.1:{ports[victim]}")
-        pid = procs[victim].pid
+            client.call("KVORUM", "MEMBER", "ADD", str(newcomer), raft_address, client_address)
+        pid = procs[newcomer].pid
         target = _dbsize(ports[leader])
         began = time.monotonic()
         peak_kib = 0
@@ -126,7 +129,7 @@ def _measure(keys: int) -> tuple[int, float, int, float, int, int]:
                 break
             time.sleep(SAMPLE_S)
         else:
-            raise RuntimeError(f"node {victim} did not catch up in 300 s")
+            raise RuntimeError(f"node {newcomer} did not catch up in 300 s")
         catchup_s = time.monotonic() - began
         leader_kib = _rss_anon_kib(procs[leader].pid)
     finally:
@@ -146,8 +149,8 @@ def run(results_dir: Path, quick: bool) -> None:
         "",
         "NOT RESULTS: a --quick smoke run." if quick else
         "SETs of 100-byte values through the leader, a snapshot every 100 entries; "
-        "then a follower is killed, its data deleted, and it rejoins (member remove, start "
-        "with --join, member add), catching up by snapshot. RssAnon is anonymous "
+        "then a follower is killed, its data deleted, and it rejoins under a new id (member "
+        "remove, start with --join, member add), catching up by snapshot. RssAnon is anonymous "
         "resident memory (the LMDB map and the page cache are not in it), sampled every "
         f"{SAMPLE_S * 1000:g} ms while the follower catches up.",
         "",

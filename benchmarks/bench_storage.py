@@ -1,20 +1,21 @@
-"""Storage throughput: WAL group commit by batch size, LMDB ``apply_batch``, and many groups'
-batches in one LMDB transaction.
+"""Storage throughput: WAL group commit by batch size and by groups per batch, LMDB, and many
+groups' batches in one LMDB transaction.
 
-Theory of operation: a Raft node pays one ``fdatasync`` per Ready, so what matters is how
-many entries one sync can carry. For batch sizes 1, 16, 64 and 256 (100-byte entries) this
-appends batches to a real WAL for a fixed wall-clock budget and reports entries/s and
-syncs/s; the ratio between rows is the point (absolute numbers depend on the disk, and these
-machines are shared). LMDB is measured the same way, with fully synced commits and with
-``metasync`` off (the mode the engine's docstring argues is still safe), for several batch
-sizes. Files go to a temporary directory next to the results, on a real disk (``/tmp`` may be
-tmpfs, where a sync costs nothing).
+Theory of operation: a Raft node pays one ``fdatasync`` per drive round for all its groups,
+so what matters is how many entries one sync can carry. For batch sizes 1, 16, 64 and 256
+(100-byte entries, one group) this writes batches to a real WAL for a fixed wall-clock budget
+and reports entries/s and syncs/s; then the same with one entry for each of 1, 64 and 1,000
+groups per batch (what a node hosting many groups writes). The ratio between rows is the
+point (absolute numbers depend on the disk, and these machines are shared). LMDB is measured
+the same way, with fully synced commits, with ``metasync`` off (the mode the keyspace's
+docstring argues is still safe) and with nothing flushed at commit (the node's mode: its WAL
+already made the entries durable), for several batch sizes. Files go to a temporary directory
+next to the results, on a real disk (``/tmp`` may be tmpfs, where a sync costs nothing).
 
 A node applies a drive round of many groups at once. The last table applies one single-write
 batch to each of G groups per round, either each batch in its own write transaction or the
-whole round in one (``LmdbKeyspace.transaction``), and reports the ratio; it is measured with
-nothing flushed at commit (the node's mode: its WAL already made the entries durable) and
-with full syncs.
+whole round in one (``LmdbKeyspace.transaction``), and reports the ratio, in the node's mode
+and with full syncs.
 """
 
 from __future__ import annotations
@@ -29,10 +30,11 @@ from benchmarks.run import machine_line
 from kvorum.core.raft.messages import Entry, HardState
 from kvorum.kv.key_order import FULL_SPAN, HASH_ORDER, KeySpan
 from kvorum.storage.lmdb_keyspace import LmdbKeyspace
-from kvorum.storage.wal import WAL
+from kvorum.storage.wal import WAL, GroupWrite
 
 ENTRY_BYTES = 100
 WAL_BATCHES = (1, 16, 64, 256)
+WAL_GROUPS = (1, 64, 1000)
 LMDB_BATCHES = (1, 16, 256)
 ROUND_GROUPS = (4, 16, 64)
 LMDB_MODES = {  # mode: (fsync_commits, sync)
@@ -42,8 +44,11 @@ LMDB_MODES = {  # mode: (fsync_commits, sync)
 }
 
 
-def _wal_rate(directory: Path, batch_size: int, budget_s: float) -> tuple[float, float]:
-    """(entries/s, syncs/s) appending ``batch_size``-entry batches for ``budget_s``."""
+def _wal_rate(
+    directory: Path, batch_size: int, groups: int, budget_s: float
+) -> tuple[float, float]:
+    """(entries/s, syncs/s) writing batches of ``batch_size`` entries for each of ``groups``
+    groups for ``budget_s``."""
     wal = WAL(directory)
     payload = b"x" * ENTRY_BYTES
     index = 0
@@ -52,12 +57,14 @@ def _wal_rate(directory: Path, batch_size: int, budget_s: float) -> tuple[float,
     deadline = start + budget_s
     while time.perf_counter() < deadline:
         batch = [Entry(1, i, payload) for i in range(index + 1, index + 1 + batch_size)]
-        wal.append_and_sync(batch, HardState(term=1, vote=1, commit=index))
+        hard_state = HardState(term=1, vote=1, commit=index)
+        writes = [GroupWrite(g, entries=batch, hard_state=hard_state) for g in range(groups)]
+        wal.write_batch(writes)
         index += batch_size
         syncs += 1
     elapsed = time.perf_counter() - start
     wal.close()
-    return index / elapsed, syncs / elapsed
+    return index * groups / elapsed, syncs / elapsed
 
 
 def _lmdb_rate(directory: Path, batch_size: int, mode: str, budget_s: float) -> tuple[float, float]:
@@ -136,15 +143,21 @@ def run(results_dir: Path, quick: bool) -> None:
     budget_s = 0.15 if quick else 3.0
     results_dir.mkdir(parents=True, exist_ok=True)
     wal_rows: list[tuple[int, float, float]] = []
+    group_rows: list[tuple[int, float, float]] = []
     lmdb_rows: list[tuple[str, int, float, float]] = []
     round_rows: list[tuple[str, int, float, float]] = []
     with tempfile.TemporaryDirectory(dir=results_dir, prefix=".bench-storage-") as raw:
         scratch = Path(raw)
         for batch_size in WAL_BATCHES:
             entries_per_s, syncs_per_s = _wal_rate(
-                scratch / f"wal-{batch_size}", batch_size, budget_s
+                scratch / f"wal-{batch_size}", batch_size, 1, budget_s
             )
             wal_rows.append((batch_size, entries_per_s, syncs_per_s))
+        for groups in WAL_GROUPS:
+            entries_per_s, syncs_per_s = _wal_rate(
+                scratch / f"wal-groups-{groups}", 1, groups, budget_s
+            )
+            group_rows.append((groups, entries_per_s, syncs_per_s))
         for mode in ("full sync", "metasync off", "no sync (node)"):
             for batch_size in LMDB_BATCHES:
                 writes_per_s, commits_per_s = _lmdb_rate(
@@ -170,12 +183,19 @@ def run(results_dir: Path, quick: bool) -> None:
     lines = [
         machine_line(),
         "",
-        f"WAL append_and_sync, {ENTRY_BYTES}-byte entries, {budget_s:g} s per row "
-        "(one fdatasync per batch):",
+        f"WAL write_batch (format 2), one group, {ENTRY_BYTES}-byte entries, {budget_s:g} s "
+        "per row (one fdatasync per batch):",
         "",
         "| entries per batch | entries/s | fdatasyncs/s |",
         "|---:|---:|---:|",
         *(f"| {b} | {e:,.0f} | {s:,.0f} |" for b, e, s in wal_rows),
+        "",
+        f"WAL write_batch, one {ENTRY_BYTES}-byte entry and a hard state for each group, "
+        f"{budget_s:g} s per row:",
+        "",
+        "| groups per batch | entries/s | fdatasyncs/s |",
+        "|---:|---:|---:|",
+        *(f"| {g} | {e:,.0f} | {s:,.0f} |" for g, e, s in group_rows),
         "",
         f"LMDB apply_batch (one group owning the whole keyspace), {ENTRY_BYTES}-byte values, "
         f"{budget_s:g} s per row (one write transaction per batch):",

@@ -12,9 +12,9 @@ child also asks the kernel to SIGKILL it if the test process itself dies, so no 
 its test. Clients are plain synchronous redis-py clients. Waiting is always polling with a
 deadline (:func:`wait_until`), never a bare sleep whose length is a guess.
 
-The WAL helpers read segment files with the framing documented in
-:mod:`kvorum.storage.wal` (``length:u32 | type:u8 | crc32c:u32 | payload``), so tests can cut
-or damage a chosen record and know exactly which byte offset the node should report.
+The WAL helpers read segment files with the batch framing documented in
+:mod:`kvorum.storage.wal.frame`, so tests can cut or damage a chosen batch and know exactly
+which byte offset the node should report.
 
 (A plain module, not a conftest, so mypy does not see two modules named ``conftest``.)
 """
@@ -38,14 +38,19 @@ from random import Random
 from types import TracebackType
 from typing import Any, TypeVar
 
-import msgpack
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from kvorum.core.raft import EntryKind
+from kvorum.core.raft import Entry, EntryKind
 from kvorum.kv.commands import decode_entry
-from kvorum.storage.wal import RECORD_HEADER, RecordType, encode_record
+from kvorum.storage.wal.frame import (
+    SEGMENT_MAGIC,
+    RecordType,
+    iter_records,
+    parse_batch,
+    record_entry,
+)
 
 T = TypeVar("T")
 
@@ -524,14 +529,14 @@ class ResettingPeer:
 
 
 @dataclass(frozen=True, slots=True)
-class WalRecord:
-    """One framed record of a segment file: where it starts and ends, and what it holds."""
+class WalBatch:
+    """One batch frame of a segment file: where it starts and ends, and its entries."""
 
     offset: int
     end: int
-    record_type: RecordType
-    fields: Any
-    """The decoded msgpack payload (``[term, index, kind, data]`` for an entry)."""
+    seq: int
+    entries: tuple[Entry, ...]
+    """The entries it carries (of every group; the runtime uses group 0 only)."""
 
 
 def wal_segments(data_dir: Path) -> list[Path]:
@@ -539,43 +544,38 @@ def wal_segments(data_dir: Path) -> list[Path]:
     return sorted((data_dir / "raft" / "wal").glob("*.wal"))
 
 
-def wal_records(segment: Path) -> list[WalRecord]:
-    """Every record in ``segment``, in file order, up to the zeros that end it; ValueError at
-    the first byte that is not a well-framed record with a correct checksum (so a clean parse
-    means no garbage is left)."""
+def wal_batches(segment: Path) -> list[WalBatch]:
+    """Every batch in ``segment``, in file order, up to the zeros that end it; ValueError at
+    the first byte that is not a whole batch with correct checksums (so a clean parse means
+    no garbage is left)."""
     data = segment.read_bytes()
-    records = []
-    pos = 0
+    if data[: len(SEGMENT_MAGIC)] != SEGMENT_MAGIC:
+        raise ValueError(f"{segment}: no segment preamble")
+    batches = []
+    pos = len(SEGMENT_MAGIC)
     while pos < len(data):
         if data.count(0, pos) == len(data) - pos:
-            break  # the zeros a segment is filled with ahead of its records
-        if len(data) - pos < RECORD_HEADER.size:
-            raise ValueError(f"{segment}: short record header at {pos}")
-        length, type_byte, _crc = RECORD_HEADER.unpack_from(data, pos)
-        start = pos + RECORD_HEADER.size
-        end = start + length
-        if type_byte not in {int(t) for t in RecordType} or end > len(data):
-            raise ValueError(f"{segment}: no record at {pos}")
-        record_type = RecordType(type_byte)
-        # Re-framing the payload reproduces the exact bytes only if the checksum is right.
-        if encode_record(record_type, data[start:end]) != data[pos:end]:
-            raise ValueError(f"{segment}: bad checksum in the record at {pos}")
-        records.append(WalRecord(pos, end, record_type, msgpack.unpackb(data[start:end])))
+            break  # the zeros a segment is filled with ahead of its batches
+        header = parse_batch(data, pos)
+        if isinstance(header, str):
+            raise ValueError(f"{segment}: {header} at {pos}")
+        end = pos + header.frame_length
+        records = iter_records(data, pos + header.header_length, end)
+        entries = tuple(record_entry(r) for r in records if r.record_type is RecordType.ENTRY)
+        batches.append(WalBatch(pos, end, header.seq, entries))
         pos = end
-    return records
+    return batches
 
 
-def entry_set_keys(record: WalRecord) -> list[str]:
-    """The keys a normal entry's SET commands write (an entry packs a batch of writes)."""
-    if record.record_type is not RecordType.ENTRY:
-        return []
-    _term, _index, kind, data = record.fields
-    if kind != EntryKind.NORMAL or not data:
-        return []  # membership changes and leaders' no-ops
+def entry_set_keys(batch: WalBatch) -> list[str]:
+    """The keys the normal entries' SET commands write (an entry packs a batch of writes)."""
     keys = []
-    for _now_ms, args in decode_entry(data):
-        if args[0] == b"set":
-            keys.append(args[1].decode())
+    for entry in batch.entries:
+        if entry.kind != EntryKind.NORMAL or not entry.data:
+            continue  # membership changes and leaders' no-ops
+        for _now_ms, args in decode_entry(entry.data):
+            if args[0] == b"set":
+                keys.append(args[1].decode())
     return keys
 
 

@@ -5,14 +5,14 @@ Theory of operation: one module fixture runs a one-node cluster (it elects itsel
 write is fsynced into its own WAL), writes a few dozen keys one SET per entry, and kill -9s it.
 Each test copies that node's Raft storage — not its key-value engine, so every value must be
 rebuilt from the log — damages the copy's last WAL segment in one precise way (found with the
-harness's record walker, so the test knows the byte offsets involved), and starts a real node
+harness's batch walker, so the test knows the byte offsets involved), and starts a real node
 on it.
 
 A torn tail must be cut off exactly at the first bad byte: the node starts, says it repaired
 the tail, serves every key, and appends after the cut — which a second start proves, since
 appending *after* leftover garbage would turn that garbage into mid-log corruption. Damage
-followed by valid records must instead stop the node (exit code not 0) with a message naming
-the segment and the byte offset where the damaged record starts.
+followed by a valid later batch must instead stop the node (exit code not 0) with a message
+naming the segment and the byte offset where the damaged batch starts.
 """
 
 from __future__ import annotations
@@ -27,11 +27,15 @@ from cluster_harness import (
     entry_set_keys,
     missing_or_wrong,
     single_node,
-    wal_records,
+    wal_batches,
     wal_segments,
 )
 
-from kvorum.storage.wal import RECORD_HEADER, RecordType, encode_record
+from kvorum.core.raft.messages import Entry
+from kvorum.storage.wal import GroupWrite
+from kvorum.storage.wal.frame import encode_batch
+
+SECTOR_BYTES = 512
 
 KEY_COUNT = 30
 REPAIR_MESSAGE = "repaired a torn WAL tail"
@@ -66,29 +70,44 @@ def _restore(crashed: CrashedNode, cluster: Cluster) -> Path:
     return wal_segments(cluster.data_dir(1))[-1]
 
 
-@pytest.mark.parametrize("damage", ["last-record-cut-in-half", "half-record-appended",
-                                    "zeros-appended"])
+@pytest.mark.parametrize(
+    "damage",
+    ["last-batch-cut-in-half", "half-batch-appended", "first-sector-missing", "zeros-appended"],
+)
 def test_a_torn_wal_tail_is_cut_off_on_start(
     crashed_node: CrashedNode, tmp_path: Path, damage: str
 ) -> None:
     with Cluster(tmp_path, 1) as cluster:
         segment = _restore(crashed_node, cluster)
         original = segment.read_bytes()
-        records = wal_records(segment)
+        batches = wal_batches(segment)
         expected = dict(crashed_node.expected)
-        records_end = records[-1].end  # zeros follow: the file is filled ahead
-        if damage == "last-record-cut-in-half":
-            last = records[-1]
+        last = batches[-1]
+        records_end = last.end  # zeros follow: the file is filled ahead
+        # A batch the node never synced: the next sequence number, a big entry for group 0.
+        unsynced = encode_batch(
+            last.seq + 1, [GroupWrite(0, entries=[Entry(1, 10_000, b"x" * 3000)])]
+        )
+        if damage == "last-batch-cut-in-half":
             intact_bytes = last.offset
             with open(segment, "r+b") as f:
                 f.truncate(last.offset + (last.end - last.offset) // 2)
             for key in entry_set_keys(last):  # its write is allowed to be lost with it
                 expected.pop(key)
-        elif damage == "half-record-appended":
+        elif damage == "half-batch-appended":
             intact_bytes = records_end
-            frame = encode_record(RecordType.ENTRY, b"\x94\x01\x63\x00\xc4\x20" + b"x" * 32)
-            half = frame[: len(frame) // 2]
+            half = unsynced[: len(unsynced) // 2]
             segment.write_bytes(original[:records_end] + half + original[records_end + len(half) :])
+        elif damage == "first-sector-missing":
+            # The issue's case: every sector of the unsynced batch reached the disk except
+            # the first, so its header is zeros and valid-looking data follows.
+            intact_bytes = records_end
+            first_sector_end = records_end - records_end % SECTOR_BYTES + SECTOR_BYTES
+            torn = bytearray(unsynced)
+            torn[: first_sector_end - records_end] = bytes(first_sector_end - records_end)
+            segment.write_bytes(
+                original[:records_end] + torn + original[records_end + len(torn) :]
+            )
         else:
             # The file grew but the data never came: zeros, which end a log anyway.
             intact_bytes = records_end
@@ -110,7 +129,7 @@ def test_a_torn_wal_tail_is_cut_off_on_start(
         assert repaired[:intact_bytes] == original[:intact_bytes]
         # The whole file parses with good checksums: no garbage was left in front of the
         # records written after the repair.
-        written_after = [k for r in wal_records(segment) for k in entry_set_keys(r)]
+        written_after = [k for b in wal_batches(segment) for k in entry_set_keys(b)]
         assert [k for k in written_after if k.startswith("after")] == [
             f"after{n}" for n in range(10)
         ]
@@ -129,12 +148,12 @@ def test_mid_log_corruption_stops_the_node_naming_file_and_offset(
 ) -> None:
     with Cluster(tmp_path, 1) as cluster:
         segment = _restore(crashed_node, cluster)
-        records = wal_records(segment)
-        victim = next(r for r in records if entry_set_keys(r) == ["key2"])
+        batches = wal_batches(segment)
+        victim = next(b for b in batches if entry_set_keys(b) == ["key2"])
         position = {
-            "payload": victim.offset + RECORD_HEADER.size + (victim.end - victim.offset) // 2,
-            "checksum": victim.offset + 6,  # inside the crc32c field
-            "length": victim.offset + 1,  # the length's second byte: far past the file's end
+            "payload": victim.end - 20,  # inside the body (the entry's data)
+            "checksum": victim.offset + 17,  # inside the body's crc32c field
+            "length": victim.offset + 13,  # the body length's second byte
         }[field]
         data = bytearray(segment.read_bytes())
         data[position] ^= 0xFF

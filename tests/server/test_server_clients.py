@@ -14,17 +14,11 @@ import redis
 import redis.asyncio
 from resp_harness import FakeClock, ServerThread, recv_exactly, recv_until_closed
 
+from kvorum.host.errors import CommitTimeoutError, NoLeaderError
 from kvorum.kv.memory_engine import MemoryEngine
 from kvorum.kv.replies import Reply
 from kvorum.kv.state_machine import KVStateMachine
-from kvorum.server.executor import (
-    CommitTimeoutError,
-    Consistency,
-    Executor,
-    InfoSections,
-    LocalExecutor,
-    NoLeaderError,
-)
+from kvorum.server.executor import Consistency, Executor, InfoSections, LocalExecutor
 from kvorum.server.resp import encode_command
 from kvorum.server.server import ServerConfig
 

@@ -90,10 +90,11 @@ def test_teeth_read_index_linearizability() -> None:
 def test_teeth_current_term_commit_rule() -> None:
     # Figure 8 needs short-lived leaders with divergent tails and an old-term entry sent on
     # its own: three nodes, leaders crashed or cut off moments after winning, one entry per
-    # AppendEntries. Without the switch the same seeds are clean (checked below).
+    # AppendEntries; slow disks keep a new leader's own copy behind its followers'. Without
+    # the switch the same seeds are clean (checked below).
     options = SimOptions(
         nodes=3,
-        faults=parse_faults("crash,partition"),
+        faults=parse_faults("crash,partition,disk"),
         leader_crash_p=0.3,
         max_entries_per_append=1,
         unsafe=UnsafeSwitches(commit_any_term=True),

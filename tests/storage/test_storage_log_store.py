@@ -1,9 +1,11 @@
-"""The RaftLogStore facade: initial state, durable saves, reads, snapshots and compaction."""
+"""The RaftLogStore facade: initial state, durable saves, reads, snapshots and compaction (and
+the runtime's engine snapshots on top of it)."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -11,6 +13,7 @@ from kvorum.core.raft.messages import ConfState, Entry, HardState, SnapshotMeta
 from kvorum.kv.engine import Engine
 from kvorum.kv.key_order import FULL_SPAN
 from kvorum.kv.memory_engine import MemoryEngine
+from kvorum.runtime.engine_snapshots import EngineSnapshotter, restore_engine_if_behind
 from kvorum.storage import (
     CompactedError,
     LmdbKeyspace,
@@ -20,7 +23,7 @@ from kvorum.storage import (
 )
 
 CONF = ConfState(voters=frozenset({1, 2, 3}))
-SMALL = {"segment_bytes": 1024, "block_bytes": 200}
+SMALL: dict[str, Any] = {"segment_bytes": 1024, "block_bytes": 200}
 
 
 def entry(index: int, term: int = 1) -> Entry:
@@ -84,7 +87,8 @@ def test_compaction_after_a_background_snapshot(tmp_path: Path) -> None:
     engine = keyspace.open_group(0, FULL_SPAN)
     fill(store, engine, 1, 80)
     segments_before = len(list((tmp_path / "raft" / "wal").glob("*.wal")))
-    future = store.snapshot_in_background(engine, CONF)
+    snapshotter = EngineSnapshotter()
+    future = snapshotter.start(store, engine, CONF)
     fill(store, engine, 80, 90)  # appends and applies go on while the snapshot is written
     snap = future.result(timeout=30)
     assert snap == SnapshotMeta(index=79, term=1, conf=CONF)
@@ -103,10 +107,11 @@ def test_compaction_after_a_background_snapshot(tmp_path: Path) -> None:
     assert init.entries == tuple(entry(i) for i in range(80, 90))
     restored = MemoryEngine()
     reopened = open_store(tmp_path / "raft", **SMALL)
-    assert reopened.restore_engine_if_behind(restored)
+    assert restore_engine_if_behind(reopened, restored)
     assert restored.applied_index() == 79 and restored.count() == 79
     assert restored.get(b"key050") == b"value50" and restored.get(b"key085") is None
-    assert not reopened.restore_engine_if_behind(engine)  # LMDB is ahead: nothing to do
+    assert not restore_engine_if_behind(reopened, engine)  # LMDB is ahead: nothing to do
+    snapshotter.close()
     keyspace.close()
 
 
@@ -143,7 +148,7 @@ def test_install_snapshot_discards_a_conflicting_log(tmp_path: Path) -> None:
     init = open_store(tmp_path, **SMALL).initial
     assert init.snapshot == SnapshotMeta(100, 5, CONF)
     assert init.entries == (entry(101, 5),)
-    assert list((tmp_path / "snapshots").glob("*.snap"))
+    assert list((tmp_path / "snapshots" / f"{0:020d}").glob("*.snap"))
 
 
 def test_missing_snapshot_file_is_corruption(tmp_path: Path) -> None:
@@ -151,7 +156,7 @@ def test_missing_snapshot_file_is_corruption(tmp_path: Path) -> None:
     fill(store, MemoryEngine(), 1, 10)
     store.install_snapshot(SnapshotMeta(5, 1, CONF), iter([b"state"]))
     store.close()
-    for snap in (tmp_path / "snapshots").glob("*.snap"):
+    for snap in (tmp_path / "snapshots").glob("*/*.snap"):
         snap.unlink()
     with pytest.raises(StorageCorruptionError, match="no snapshot"):
         open_store(tmp_path, **SMALL)
@@ -168,4 +173,4 @@ def test_bad_calls_are_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="no durable file"):
         store.compact(SnapshotMeta(8, 1, CONF))
     with pytest.raises(ValueError, match="applied nothing"):
-        open_store(tmp_path / "other").snapshot_in_background(MemoryEngine(), CONF)
+        EngineSnapshotter().start(open_store(tmp_path / "other"), MemoryEngine(), CONF)

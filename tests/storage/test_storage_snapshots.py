@@ -22,7 +22,8 @@ CHUNKS = [b"first chunk", b"", b"x" * 70_000, b"last"]
 
 def test_round_trip_keeps_chunks_and_metadata(tmp_path: Path) -> None:
     store = SnapshotStore(tmp_path)
-    path = store.write(meta(10, 2), iter(CHUNKS))
+    store.write(meta(10, 2), iter(CHUNKS))
+    path = store.path_for(meta(10, 2))
     assert path.name == "00000000000000000010-00000000000000000002.snap"
     assert store.latest() == meta(10, 2)
     assert list(store.read_chunks(meta(10, 2))) == CHUNKS
@@ -70,7 +71,8 @@ def test_a_crash_mid_write_leaves_only_an_ignored_temp_file(tmp_path: Path) -> N
 def test_a_damaged_latest_snapshot_is_an_error_naming_it(tmp_path: Path, where: str) -> None:
     store = SnapshotStore(tmp_path)
     store.write(meta(5), iter([b"older"]))
-    path = store.write(meta(10), iter(CHUNKS))
+    store.write(meta(10), iter(CHUNKS))
+    path = store.path_for(meta(10))
     data = bytearray(path.read_bytes())
     offset = {"data": 5000, "footer": len(data) - 20, "tail": len(data) - 1}[where]
     data[offset] ^= 0x01
@@ -82,7 +84,8 @@ def test_a_damaged_latest_snapshot_is_an_error_naming_it(tmp_path: Path, where: 
 
 def test_reading_a_damaged_snapshot_fails_at_the_end_of_the_stream(tmp_path: Path) -> None:
     store = SnapshotStore(tmp_path)
-    path = store.write(meta(10), iter(CHUNKS))
+    store.write(meta(10), iter(CHUNKS))
+    path = store.path_for(meta(10))
     data = bytearray(path.read_bytes())
     data[20] ^= 0x01
     path.write_bytes(bytes(data))
@@ -92,7 +95,8 @@ def test_reading_a_damaged_snapshot_fails_at_the_end_of_the_stream(tmp_path: Pat
 
 def test_a_truncated_snapshot_is_an_error(tmp_path: Path) -> None:
     store = SnapshotStore(tmp_path)
-    path = store.write(meta(10), iter(CHUNKS))
+    store.write(meta(10), iter(CHUNKS))
+    path = store.path_for(meta(10))
     path.write_bytes(path.read_bytes()[:-30])
     with pytest.raises(SnapshotCorruptionError, match=str(path)):
         store.latest()
@@ -120,14 +124,15 @@ def test_file_data_reads_any_slice_of_the_concatenated_chunks(tmp_path: Path) ->
         data[0:10:2]
 
 
-def test_file_data_of_a_damaged_snapshot_is_refused(tmp_path: Path) -> None:
+def test_file_data_of_a_damaged_snapshot_is_refused_when_checked(tmp_path: Path) -> None:
     store = SnapshotStore(tmp_path)
-    path = store.write(meta(10, 2), iter(CHUNKS))
+    store.write(meta(10, 2), iter(CHUNKS))
+    path = store.path_for(meta(10, 2))
     raw = bytearray(path.read_bytes())
     raw[40] ^= 0xFF  # inside the first big chunk
     path.write_bytes(bytes(raw))
     with pytest.raises(SnapshotCorruptionError):
-        store.data(meta(10, 2))
+        store.data(meta(10, 2), verified=False)
 
 
 def test_spooled_chunks_read_back_and_are_cleared(tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ from kvorum.runtime.process import NodeFailedError, run, serve
 from kvorum.storage.lmdb_keyspace import KeyspaceFormatError
 from kvorum.storage.raft_log_store import StorageCorruptionError
 from kvorum.storage.snapshots import SnapshotCorruptionError
-from kvorum.storage.wal import WALCorruptionError
+from kvorum.storage.wal import WALCorruptionError, WALFormatError
 
 
 @click.command("node")
@@ -87,6 +87,7 @@ def command(
         run(serve(config))
     except (
         WALCorruptionError,
+        WALFormatError,
         SnapshotCorruptionError,
         StorageCorruptionError,
         KeyspaceFormatError,

@@ -31,6 +31,9 @@ def command() -> None:
 @click.option("--start", default=0, show_default=True, help="First seed.")
 @click.option("--nodes", default=5, show_default=True, help="Cluster size.")
 @click.option(
+    "--groups", default=1, show_default=True, help="Raft groups per node (a shared log each)."
+)
+@click.option(
     "--faults",
     default="all",
     show_default=True,
@@ -52,6 +55,7 @@ def raft(
     seeds: int,
     start: int,
     nodes: int,
+    groups: int,
     faults: str,
     fault_gap_ticks: int,
     lease_reads: bool,
@@ -69,12 +73,15 @@ def raft(
     """
     if nodes < 1:
         raise click.BadParameter("need at least one node", param_hint="--nodes")
+    if groups < 1:
+        raise click.BadParameter("need at least one group", param_hint="--groups")
     try:
         fault_set = parse_faults(faults)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--faults") from None
     options = SimOptions(
         nodes=nodes,
+        groups=groups,
         faults=fault_set,
         lease_reads=lease_reads,
         fault_gap_ticks=fault_gap_ticks,
@@ -106,7 +113,8 @@ def raft(
         click.echo(f"--- seed {result.seed}: VIOLATION: {result.violation}")
         click.echo(
             f"    (last {trace_lines} trace lines; full trace: kvorum sim raft --start "
-            f"{result.seed} --seeds 1 --nodes {nodes} --faults {faults} --show-trace"
+            f"{result.seed} --seeds 1 --nodes {nodes} --groups {groups} --faults {faults}"
+            " --show-trace"
             + "".join(f" --break {b}" for b in breaks)
             + ")"
         )
@@ -114,7 +122,8 @@ def raft(
             click.echo("    " + line)
         click.echo(
             f"    reproduce: kvorum sim raft --start {result.seed} --seeds 1 "
-            f"--nodes {nodes} --faults {faults}" + "".join(f" --break {b}" for b in breaks)
+            f"--nodes {nodes} --groups {groups} --faults {faults}"
+            + "".join(f" --break {b}" for b in breaks)
         )
     elapsed = time.monotonic() - began
     click.echo(f"({ops} client operations, {elapsed:.1f}s, {workers} workers)", err=True)

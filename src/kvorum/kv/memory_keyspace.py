@@ -373,9 +373,19 @@ class MemoryGroupView:
         if applied_index < 0:
             raise ValueError(f"applied index must be >= 0, got {applied_index}")
         fresh: list[tuple[bytes, bytes]] = []
+        # A stream of msgpack arrays of pairs; where the chunks were cut does not matter (a
+        # snapshot that travelled to a follower arrives cut into transfer-sized pieces).
+        unpacker = msgpack.Unpacker(use_list=True)
+        fed = consumed = 0  # bytes given to the unpacker; where its last object ended
         for chunk in chunks:
-            for key, value in check_snapshot_pairs(msgpack.unpackb(chunk, use_list=True)):
-                fresh.append((self._position(key), value))
+            unpacker.feed(chunk)
+            fed += len(chunk)
+            for pairs in unpacker:
+                consumed = unpacker.tell()
+                for key, value in check_snapshot_pairs(pairs):
+                    fresh.append((self._position(key), value))
+        if consumed != fed:
+            raise ValueError(f"snapshot stream ends mid-object ({fed - consumed} bytes left)")
         data, index, order = keyspace._data, keyspace._index, keyspace.order
         span = self._group.span
         for position in list(data.irange(span.start, span.end, inclusive=(True, False))):

@@ -62,17 +62,17 @@ from kvorum.core.raft.messages import (
     RaftMessage,
     SnapshotData,
 )
+from kvorum.host.errors import CommitTimeoutError, NoLeaderError, WriteLostError
 from kvorum.kv.commands import encode_entry
 from kvorum.kv.group_machine import KVGroupMachine
 from kvorum.kv.key_order import FULL_SPAN
 from kvorum.kv.replies import ErrorReply, Reply, Verbatim
+from kvorum.runtime.engine_snapshots import EngineSnapshotter, restore_engine_if_behind
 from kvorum.runtime.transport import PeerTransport, TransportConfig
 from kvorum.server.executor import (
-    CommitTimeoutError,
     Consistency,
     ExecutorError,
     InfoSections,
-    NoLeaderError,
     wall_clock_ms,
 )
 from kvorum.storage.lmdb_keyspace import LmdbKeyspace
@@ -92,14 +92,6 @@ a probe) before sending it, hoping the next append to that peer carries it inste
 
 class DataDirInUseError(RuntimeError):
     """Another process holds this node's data folder."""
-
-
-class WriteLostError(ExecutorError):
-    """The leader changed before the write committed, and another entry took its place: the
-    write was definitely not applied, so retrying it is safe."""
-
-    def __init__(self) -> None:
-        super().__init__("TRYAGAIN leader changed before the write committed; it was not applied")
 
 
 class EngineGuard:
@@ -235,7 +227,8 @@ class RaftNode:
         self.group_machine = KVGroupMachine(self.engine, sweep_keys=SWEEP_KEYS)
         self.machine = self.group_machine.kv
         self._bootstrap_if_new()
-        self.store.restore_engine_if_behind(self.engine)
+        restore_engine_if_behind(self.store, self.engine)
+        self._snapshotter = EngineSnapshotter()
         self.addresses: dict[int, PeerAddress] = dict(config.peers)
         book = config.data_dir / "addresses.json"
         if book.exists():
@@ -348,6 +341,7 @@ class RaftNode:
             _fail(fut, ExecutorError("TIMEOUT node shutting down; the write may still be applied"))
         for fut in self._all_futures():
             _fail(fut, ExecutorError("TRYAGAIN node shutting down; the request was not applied"))
+        self._snapshotter.close()
         self.store.close()
         self.keyspace.flush()
         self.keyspace.close()
@@ -557,7 +551,7 @@ class RaftNode:
         if applied <= core.snapshot_index or applied > core.applied_index:
             return
         meta = core.snapshot_meta_at(applied)
-        future = self.store.snapshot_in_background(self.engine, meta.conf)
+        future = self._snapshotter.start(self.store, self.engine, meta.conf)
         self._snapshotting = True
 
         def done(_: Any) -> None:
@@ -697,7 +691,7 @@ class RaftNode:
                     self.config.node_id, msg.src, 0, msg.req_id, True, pack_replies(f.result())
                 )
             else:
-                text = exc.reply.message if isinstance(exc, ExecutorError) else "ERR internal error"
+                text = exc.message if isinstance(exc, ExecutorError) else "ERR internal error"
                 reply = ClientForwardReply(
                     self.config.node_id, msg.src, 0, msg.req_id, False, text.encode()
                 )
@@ -849,7 +843,7 @@ class RaftNode:
             try:
                 return (await self._await(fut))[0]
             except ExecutorError as exc:
-                return exc.reply
+                return ErrorReply(exc.message)
         return ErrorReply(
             "ERR unknown KVORUM subcommand; try STATUS, MEMBER ADD id raft-addr client-addr, "
             "MEMBER REMOVE id, TRANSFER id"
@@ -877,7 +871,7 @@ class RaftNode:
         except WriteLostError:
             return ErrorReply("TRYAGAIN leader changed; the membership change was not applied")
         except ExecutorError as exc:
-            return exc.reply
+            return ErrorReply(exc.message)
         return b"OK"
 
 

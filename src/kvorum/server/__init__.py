@@ -6,14 +6,8 @@ batches to an :class:`Executor` — the Raft node in a cluster, or :class:`Local
 single node and for tests. The server never touches storage itself.
 """
 
-from kvorum.server.executor import (
-    CommitTimeoutError,
-    Consistency,
-    Executor,
-    ExecutorError,
-    LocalExecutor,
-    NoLeaderError,
-)
+from kvorum.host.errors import CommitTimeoutError, NoLeaderError
+from kvorum.server.executor import Consistency, Executor, ExecutorError, LocalExecutor
 from kvorum.server.resp import ProtocolError, RequestParser, encode_replies, encode_reply
 from kvorum.server.server import RespServer, ServerConfig
 

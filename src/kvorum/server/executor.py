@@ -7,10 +7,10 @@ consecutive writes from one pipelined read as one :meth:`Executor.write_batch` (
 puts them in one proposal and one fsync), consecutive reads as one :meth:`Executor.read_batch`
 (one ReadIndex round). Replies come back in request order.
 
-A node reports trouble by raising :class:`ExecutorError` subclasses whose ``reply`` is the
-Redis-style error the client sees (``-CLUSTERDOWN no leader``); :func:`error_reply_for`
-maps anything else (a timeout, a bug) to an error reply so one failing request never takes a
-connection or the server down.
+A node reports trouble by raising :class:`~kvorum.host.errors.RequestError` subclasses whose
+``message`` is the Redis-style error the client sees (``-CLUSTERDOWN no leader``);
+:func:`error_reply_for` maps anything else (a timeout, a bug) to an error reply so one
+failing request never takes a connection or the server down.
 
 :class:`LocalExecutor` is the reference implementation: one non-replicated node applying
 each write batch directly to a :class:`KVStateMachine` as the next log index.
@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
+from kvorum.host.errors import RequestError
 from kvorum.kv.replies import ErrorReply, Reply
 from kvorum.kv.state_machine import KVStateMachine, encode_expire_sweep
 
@@ -36,36 +37,14 @@ class Consistency(enum.Enum):
     """Whatever this node has applied; may miss recent writes, never waits for the leader."""
 
 
-class ExecutorError(Exception):
-    """A request the node could not carry out; ``reply`` is what the client is told."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.reply = ErrorReply(message)
-
-
-class NoLeaderError(ExecutorError):
-    """The cluster has no leader right now (election in progress, or no quorum)."""
-
-    def __init__(self) -> None:
-        super().__init__("CLUSTERDOWN no leader")
-
-
-class CommitTimeoutError(ExecutorError):
-    """A write was proposed but not known to commit in time; it may still apply later, so a
-    client must not assume either outcome."""
-
-    def __init__(self, timeout_ms: int) -> None:
-        super().__init__(
-            f"TIMEOUT not committed within {timeout_ms} ms; the write may still be applied"
-        )
-        self.timeout_ms = timeout_ms
+ExecutorError = RequestError
+"""The name the server has always used for a host's :class:`~kvorum.host.errors.RequestError`."""
 
 
 def error_reply_for(exc: BaseException) -> ErrorReply:
     """The error reply a client gets when the node raised ``exc`` for its request."""
-    if isinstance(exc, ExecutorError):
-        return exc.reply
+    if isinstance(exc, RequestError):
+        return ErrorReply(exc.message)
     if isinstance(exc, TimeoutError):
         return ErrorReply("TIMEOUT request timed out; a write may still be applied")
     return ErrorReply(f"ERR internal error ({type(exc).__name__})")

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from kvorum.core.raft import ConfChange, ConfChangeKind, NotLeader, ProposalDropped
+from kvorum.core.raft import ConfChange, ConfChangeKind, NotLeader
+from kvorum.host.group import RaftGroup
+from kvorum.host.waiters import CallbackWaiter
 from kvorum.sim.raft_cluster import TICK_US, RaftCluster
 
 FAULT_KINDS = (
@@ -128,9 +130,10 @@ class FaultSchedule:
 
     # --- the menu --------------------------------------------------------------------------
 
-    def _leader(self) -> int | None:
-        leaders = [n.id for n in self.cluster.nodes.values() if n.up and n.core.is_leader]
-        return max(leaders, key=lambda i: self.cluster.nodes[i].core.term) if leaders else None
+    def _leader(self, group_id: int = 0) -> int | None:
+        c = self.cluster
+        leaders = [n.id for n in c.nodes.values() if n.up and n.core(group_id).is_leader]
+        return max(leaders, key=lambda i: c.nodes[i].core(group_id).term) if leaders else None
 
     def _partition(self) -> None:
         c = self.cluster
@@ -185,58 +188,74 @@ class FaultSchedule:
 
     def _restart(self, node_id: int) -> None:
         node = self.cluster.nodes[node_id]
-        if not node.up:
+        if not node.up and not node.decommissioned:
             node.restart()
 
     def _membership(self) -> None:
-        """Remove a voter (keeping at least three), or bring a removed server back as a
-        brand-new, empty one that joins as a learner and is promoted once caught up."""
+        """Remove a voter from every group (keeping at least three), or replace a removed
+        server: it is decommissioned for good and a brand-new, empty server with a new id
+        joins every group as a learner, promoted once caught up. (A removed id is never
+        reused: see :class:`~kvorum.core.raft.ConfState`.)"""
         c = self.cluster
-        leader_id = self._leader()
-        if leader_id is None:
+        leaders = {gid: self._leader(gid) for gid in c.group_ids}
+        if any(leader is None for leader in leaders.values()):
             return
-        leader = c.nodes[leader_id]
-        conf = leader.core.conf
-        outside = [n for n in c.node_ids if n not in conf.members]
+        confs = {gid: c.nodes[leader].core(gid).conf for gid, leader in leaders.items() if leader}
+        members = set().union(*(conf.members for conf in confs.values()))
+        removed = [n for n in c.node_ids if n not in members and not c.nodes[n].decommissioned]
+        voters = confs[0].voters
         rng = c.world.rng
-        if outside and (len(conf.voters) <= 3 or rng.random() < 0.5):
-            node_id = rng.choice(outside)
-            node = c.nodes[node_id]
-            node.wipe()
-            node.restart()
+        if removed and (len(voters) <= 3 or rng.random() < 0.5):
+            for node_id in removed:
+                c.decommission(node_id)
+            node_id = c.add_node()
             change = ConfChange(ConfChangeKind.ADD_LEARNER, node_id, auto_promote=True)
-        elif len(conf.voters) > 3:
-            change = ConfChange(ConfChangeKind.REMOVE, rng.choice(sorted(conf.voters)))
+        elif len(voters) > 3:
+            change = ConfChange(ConfChangeKind.REMOVE, rng.choice(sorted(voters)))
         else:
             return
-        c.trace(f"FAULT membership: n{leader_id} proposes {change.kind.name} n{change.node_id}")
-        leader.submit(lambda: self._propose_change(leader_id, change))
+        for gid, leader_id in leaders.items():
+            assert leader_id is not None
+            if change.kind is ConfChangeKind.REMOVE and change.node_id not in confs[gid].members:
+                continue
+            c.trace(
+                f"FAULT membership: g{gid} n{leader_id} proposes {change.kind.name}"
+                f" n{change.node_id}"
+            )
+            self._propose_change(leader_id, gid, change)
 
-    def _propose_change(self, leader_id: int, change: ConfChange) -> None:
-        try:
-            self.cluster.nodes[leader_id].core.propose_conf_change(change)
-        except (NotLeader, ProposalDropped) as exc:
-            self.cluster.trace(f"  membership change refused: {exc}")
+    def _propose_change(self, leader_id: int, group_id: int, change: ConfChange) -> None:
+        c = self.cluster
+
+        def refused(_: object, error: BaseException | None) -> None:
+            if error is not None:
+                c.trace(f"  membership change g{group_id} refused: {error}")
+
+        node = c.nodes[leader_id]
+        node.host.run(group_id, lambda g: g.propose_conf_change(change, CallbackWaiter(refused)))
+        node.pump()
 
     def _transfer(self) -> None:
         c = self.cluster
-        leader_id = self._leader()
+        gid = c.world.rng.choice(c.group_ids)
+        leader_id = self._leader(gid)
         if leader_id is None:
             return
         leader = c.nodes[leader_id]
-        others = sorted(leader.core.conf.voters - {leader_id})
+        others = sorted(leader.core(gid).conf.voters - {leader_id})
         if not others:
             return
         target = c.world.rng.choice(others)
-        c.trace(f"FAULT transfer: n{leader_id} hands leadership to n{target}")
+        c.trace(f"FAULT transfer: g{gid} n{leader_id} hands leadership to n{target}")
 
-        def transfer() -> None:
+        def transfer(group: RaftGroup) -> None:
             try:
-                leader.core.transfer_leadership(target)
+                group.core.transfer_leadership(target)
             except (NotLeader, ValueError) as exc:
                 c.trace(f"  transfer refused: {exc}")
 
-        leader.submit(transfer)
+        leader.host.run(gid, transfer)
+        leader.pump()
 
     def _disk(self) -> None:
         c = self.cluster
@@ -263,6 +282,6 @@ class FaultSchedule:
         for node in c.nodes.values():
             node.disk_latency_us = 500
             node.tick_us = TICK_US
-            if not node.up:
+            if not node.up and not node.decommissioned:
                 node.restart()
         c.trace("CALM: all faults repaired")

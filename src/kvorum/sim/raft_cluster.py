@@ -1,55 +1,57 @@
-"""A simulated Raft cluster: cores, their disks, their clocks, a KV state machine and clients.
+"""A simulated kvorum cluster: the real host, Raft cores and KV state machine on virtual time.
 
-Theory of operation: each :class:`SimNode` hosts one :class:`RaftCore` the way the real
-runtime does — feed it input, drain a ready, persist, send, apply, advance — with three things
-made explicit so faults can reach them. *Disk*: a ready's writes complete after the node's
-disk latency, and until then the node is busy (inputs queue up); only writes that completed
-survive a crash. *Clock*: each node ticks at its own rate, so clocks drift apart. *Crash*:
-the core and everything not persisted is thrown away; restart builds a new core from what the
-:class:`MemoryStorage` holds, exactly as a real node restarts from its WAL.
+Theory of operation: each :class:`SimNode` is what a real node is — a
+:class:`~kvorum.host.node.NodeHost` with its groups, each running a :class:`RaftCore` over a
+log, a snapshot store and the real :class:`~kvorum.kv.state_machine.KVStateMachine` — with the
+world around it simulated: the network (:class:`~kvorum.sim.world.Network`), the clock (each
+node ticks at its own rate, so clocks drift), and the disk. The node runs rounds exactly as
+the runtime does (:meth:`NodeHost.start_round`, ``persist``, ``finish_round``); a round that
+must sync keeps the node busy for its disk latency, and inputs arriving meanwhile wait for the
+next round, as they do while a real node's fsync runs. Forwarding to the leader, held commit
+notices, write-loss detection, coalesced heartbeats and quiescence are the host's own code,
+so the simulator tests them as they run in production.
 
-The state machine is a small KV map (read, write, compare-and-set) so client histories can be
-checked for linearizability. Clients are sequential: each sends one operation to the node it
-believes leads, waits for the result or gives up after a timeout (outcome unknown), then
-sends the next. The node answers a write once it has applied it, and a read once a ReadIndex
-(or a lease) says it may and it has applied that far — as the real server does.
+*Crash*: the host and everything in memory are thrown away; the log keeps only what was
+synced (:meth:`MemoryNodeLog.crash`), snapshots what was written, and the state machine —
+in memory, like a page cache that died with the machine — is rebuilt from the snapshot and
+the log on restart.
+
+Clients are sequential: each sends one operation (GET, SET or CAS on a few keys) to a node,
+waits for the answer or gives up after a timeout (outcome unknown), then sends the next. The
+history is checked for linearizability per key; keys are spread over the groups.
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+import zlib
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-import msgpack
-
-from kvorum.core.raft import (
-    ConfState,
-    Entry,
-    EntryKind,
-    NotLeader,
-    ProposalDropped,
-    RaftConfig,
-    RaftCore,
-    RaftReady,
-    Snapshot,
-    bootstrap_log,
-)
+from kvorum.core.raft import Entry, RaftConfig, RaftCore, RaftReady
+from kvorum.core.shape import Envelope, GroupId
+from kvorum.host.bootstrap import bootstrap_group, open_core
+from kvorum.host.errors import RequestError
+from kvorum.host.group import GroupConfig, RaftGroup
+from kvorum.host.node import HostConfig, NodeHost, Round, UnknownGroupError
+from kvorum.host.waiters import CallbackWaiter
+from kvorum.host.world import TimerHandle
+from kvorum.kv.commands import check_command, encode_write
+from kvorum.kv.memory_engine import MemoryEngine
+from kvorum.kv.replies import OK, ErrorReply
+from kvorum.kv.results import KVResultCodec
+from kvorum.kv.state_machine import KVStateMachine
 from kvorum.sim.linearizability import Cas, Operation, Read, Write
-from kvorum.sim.memory_storage import MemoryStorage
 from kvorum.sim.world import Network, World
+from kvorum.storage.memory import MemoryNodeLog, MemorySnapshotStore
 
 TICK_US = 10_000
 """A nominal tick is 10 ms of virtual time; a drifting clock makes it longer or shorter."""
-
-
-def bootstrap_storage(node_ids: list[int]) -> MemoryStorage:
-    """A new cluster member's disk: the initial voters written into the log at term 1 and
-    committed, exactly as every initial member of a real cluster writes them."""
-    hard_state, entries = bootstrap_log(node_ids)
-    return MemoryStorage(hard_state, None, entries)
+WALL_EPOCH_MS = 1_700_000_000_000
+"""Virtual time zero on the wall clock writes are stamped with (expiry needs a plausible
+Unix time)."""
 
 
 @dataclass(slots=True)
@@ -66,8 +68,6 @@ class ClientOp:
     result: Any = None
     failed: bool = False
     """Definitely had no effect (refused before entering any log): left out of the history."""
-    index: int = 0
-    term: int = 0
 
     def to_operation(self) -> Operation:
         return Operation(
@@ -80,244 +80,295 @@ class ClientOp:
         )
 
 
-def encode_command(op: ClientOp) -> bytes:
-    kind = op.kind
-    if isinstance(kind, Write):
-        return msgpack.packb([op.op_id, "w", op.key, kind.value])
-    assert isinstance(kind, Cas)
-    return msgpack.packb([op.op_id, "c", op.key, kind.expected, kind.new])
-
-
-def apply_command(kv: dict[str, Any], data: bytes) -> tuple[int, Any]:
-    """Apply one command to ``kv``; returns (op id, result). Deterministic."""
-    op_id, kind, key, *args = msgpack.unpackb(data)
-    if kind == "w":
-        kv[key] = args[0]
-        return op_id, None
-    expected, new = args
-    if kv.get(key) == expected:
-        kv[key] = new
-        return op_id, True
-    return op_id, False
-
-
 @dataclass(slots=True)
 class HostSwitches:
     """Test-only switches for the host's side of the contract."""
 
     send_before_persist: bool = False
-    """Send a ready's messages before its writes are durable (breaks persist-before-send)."""
+    """Send a round's messages before its writes are durable (breaks persist-before-send)."""
     stale_reads: bool = False
     """Answer reads from the local state machine at once, skipping ReadIndex (breaks
     linearizability: a deposed leader or a lagging follower serves old values)."""
 
 
-class SimNode:
-    """One server: a Raft core plus its disk, clock, state machine and pending requests."""
+class KVMachine:
+    """The KV state machine as a host's :class:`~kvorum.storage.contracts.StateMachine`."""
 
-    def __init__(self, cluster: RaftCluster, node_id: int, rng: random.Random) -> None:
+    def __init__(self, machine: KVStateMachine) -> None:
+        self.kv = machine
+
+    def applied_index(self) -> int:
+        return self.kv.engine.applied_index()
+
+    def apply(self, entries: Sequence[Entry]) -> list[object | None]:
+        out: list[object | None] = []
+        engine = self.kv.engine
+        for e in entries:
+            if e.index <= engine.applied_index():
+                out.append(None)
+            elif e.data and e.kind == 0:
+                out.append(self.kv.apply_entry(e.data, e.index))
+            else:
+                self.kv.apply_many([], e.index)
+                out.append(None)
+        return out
+
+    def snapshot(self) -> tuple[int, Any]:
+        return self.kv.engine.snapshot_chunks()
+
+    def restore(self, chunks: Any, applied_index: int) -> None:
+        self.kv.engine.restore(chunks, applied_index)
+
+
+class _SimTimer:
+    __slots__ = ("cancelled",)
+
+    def __init__(self) -> None:
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+
+class SimHostWorld:
+    """One node incarnation's :class:`~kvorum.host.world.HostWorld` on virtual time: timers
+    and background work die with the incarnation that started them."""
+
+    def __init__(self, node: SimNode) -> None:
+        self._node = node
+        self._incarnation = node.incarnation
+
+    def monotonic_ms(self) -> float:
+        return self._node.cluster.world.now_us / 1000
+
+    def wall_ms(self) -> int:
+        return WALL_EPOCH_MS + self._node.cluster.world.now_us // 1000
+
+    def _alive(self) -> bool:
+        return self._node.up and self._node.incarnation == self._incarnation
+
+    def call_later(self, delay_ms: float, action: Callable[[], None]) -> TimerHandle:
+        timer = _SimTimer()
+
+        def fire() -> None:
+            if not timer.cancelled and self._alive():
+                action()
+                self._node.pump()
+
+        self._node.cluster.world.after(int(delay_ms * 1000), fire)
+        return timer
+
+    def run_in_background(
+        self, work: Callable[[], Any], done: Callable[[Any, BaseException | None], None]
+    ) -> None:
+        def finish() -> None:
+            if not self._alive():
+                return  # the crash took the worker thread with it
+            try:
+                result = work()
+            except Exception as exc:
+                done(None, exc)
+            else:
+                done(result, None)
+            self._node.pump()
+
+        self._node.cluster.world.after(self._node.disk_latency_us, finish)
+
+
+class SimNode:
+    """One server: a :class:`NodeHost` plus its disk, clock and the client requests on it."""
+
+    def __init__(
+        self, cluster: RaftCluster, node_id: int, rng: random.Random, *, join: bool = False
+    ) -> None:
+        """An initial member (its groups bootstrapped with the initial voters), or with
+        ``join`` a new, empty server that waits to be added to the groups."""
         self.cluster = cluster
         self.id = node_id
         self.rng = rng
-        self.storage = bootstrap_storage(cluster.node_ids)
+        self.node_log = MemoryNodeLog()
+        for gid in cluster.group_ids:
+            if join:
+                self.node_log.create_group(gid)
+            else:
+                bootstrap_group(self.node_log, gid, cluster.initial_ids)
+        self.node_log.sync()
+        self.decommissioned = False
+        """Removed from the cluster and switched off for good (its id is never reused)."""
+        self.snapshot_stores = {gid: MemorySnapshotStore() for gid in cluster.group_ids}
         self.up = True
         self.incarnation = 0
         # An fsync takes time on a real disk; zero would hide every persist/send race.
         self.disk_latency_us = rng.choice([100, 500, 1_000])
         self.tick_us = TICK_US
         self.busy = False
-        self.inbox: list[Callable[[], None]] = []
-        self.kv: dict[str, Any] = {}
-        self.applied_log: dict[int, tuple[int, bytes]] = {}
-        self.waiting_writes: dict[int, ClientOp] = {}
-        self.waiting_reads: dict[int, ClientOp] = {}
-        self.reads_to_serve: list[tuple[int, ClientOp]] = []
-        self.core = self._new_core()
-
-    def _new_core(self) -> RaftCore:
-        s = self.storage
-        snap = s.snapshot
-        self.kv = dict(msgpack.unpackb(snap.data_bytes())) if snap is not None else {}
-        return RaftCore(
-            self.id,
-            # Membership lives in the log (bootstrap entries, then changes) or the snapshot,
-            # as in the real runtime, so a wiped node that rejoins learns it by replaying.
-            ConfState(frozenset()),
-            self.cluster.raft_config,
-            random.Random(self.rng.getrandbits(64)),
-            hard_state=s.hard_state,
-            snapshot=snap,
-            entries=list(s.entries),
-        )
+        self.host = self._new_host()
 
     # --- lifecycle -------------------------------------------------------------------------
+
+    def _new_host(self) -> NodeHost:
+        c = self.cluster
+        world = SimHostWorld(self)
+        self.world = world
+        host = NodeHost(
+            self.id,
+            self.node_log,
+            world=world,
+            send=self._send,
+            incarnation=self.incarnation,
+            config=c.host_config,
+        )
+        for gid in c.group_ids:
+            machine = KVMachine(KVStateMachine(MemoryEngine()))
+            store = self.snapshot_stores[gid]
+            core = open_core(
+                self.id,
+                self.node_log.group(gid),
+                store,
+                machine,
+                config=c.raft_config,
+                rng=random.Random(self.rng.getrandbits(64)),
+            )
+            group = RaftGroup(
+                gid,
+                core,
+                self.node_log.group(gid),
+                store,
+                machine,
+                world=world,
+                send=host.send,
+                codec=KVResultCodec(),
+                config=c.group_config,
+                request_id_base=self.incarnation << 32,
+            )
+            host.add_group(group)
+        host.set_peers(c.node_ids)
+        return host
+
+    def core(self, group_id: GroupId = 0) -> RaftCore:
+        return self.host.groups[group_id].core
+
+    def machine(self, group_id: GroupId) -> KVStateMachine:
+        m = self.host.groups[group_id].machine
+        assert isinstance(m, KVMachine)
+        return m.kv
 
     def crash(self) -> None:
         self.up = False
         self.busy = False
-        self.inbox.clear()
         self.incarnation += 1
-        for op in list(self.waiting_writes.values()) + list(self.waiting_reads.values()):
-            self.cluster.give_up(op)
-        for _, op in self.reads_to_serve:
-            self.cluster.give_up(op)
-        self.waiting_writes.clear()
-        self.waiting_reads.clear()
-        self.reads_to_serve.clear()
-        self.cluster.trace(f"n{self.id} CRASH (unpersisted state lost)")
-
-    def wipe(self) -> None:
-        """Lose the disk too: the node comes back as a brand-new, empty server."""
-        if self.up:
-            self.crash()
-        self.storage = MemoryStorage()
-        self.cluster.trace(f"n{self.id} WIPED (a new, empty server)")
+        self.host.close()  # every waiting client learns its request's fate is unknown
+        self.node_log = self.node_log.crash()
+        self.cluster.trace(f"n{self.id} CRASH (unsynced writes lost)")
 
     def restart(self) -> None:
         self.up = True
-        self.core = self._new_core()
+        self.host = self._new_host()
+        core = self.core()
         self.cluster.trace(
-            f"n{self.id} RESTART term={self.core.term} last={self.core.last_index}"
-            f" commit={self.core.commit_index}"
+            f"n{self.id} RESTART term={core.term} last={core.last_index}"
+            f" commit={core.commit_index}"
         )
         self.cluster.schedule_tick(self)
+        self.pump()
 
-    # --- input -----------------------------------------------------------------------------
+    # --- the drive loop ----------------------------------------------------------------------
 
-    def submit(self, action: Callable[[], None]) -> None:
-        """Run an input against the core now, or once the disk is done if it is busy."""
-        if not self.up:
-            return
-        if self.busy:
-            self.inbox.append(action)
-            return
-        action()
-        self.process_ready()
-
-    def process_ready(self) -> None:
-        while self.up and not self.busy and self.core.has_ready():
-            rd = self.core.ready()
-            self.cluster.observe_ready(self, rd)
-            persist = rd.hard_state is not None or bool(rd.entries) or rd.snapshot is not None
-            unsafe = self.cluster.switches.send_before_persist
-            self._send_early(rd)
-            if persist and self.disk_latency_us > 0:
+    def pump(self) -> None:
+        """Run rounds until there is nothing to do or the disk is busy."""
+        self.cluster.touched.add(self.id)
+        host = self.host
+        while self.up and not self.busy and host.has_work():
+            rnd = host.start_round()
+            for group, rd in rnd.readies:
+                self.cluster.on_ready(self, group, rd)
+            if self.cluster.switches.send_before_persist:
+                for group, rd in rnd.readies:
+                    group._send_raft(rd.messages)
+                    rd.messages = []
+            if rnd.must_sync and self.disk_latency_us > 0:
                 self.busy = True
-                if unsafe:
-                    self._send(rd)
                 incarnation = self.incarnation
                 self.cluster.world.after(
-                    self.disk_latency_us,
-                    partial(self._disk_done, rd, incarnation, unsafe),
+                    self.disk_latency_us, partial(self._disk_done, rnd, incarnation)
                 )
                 return
-            self.storage.save(rd)
-            self._send(rd)
-            self._finish(rd)
-        while self.up and not self.busy and self.inbox:
-            action = self.inbox.pop(0)
-            action()
-            self.process_ready()
+            host.persist(rnd)
+            host.finish_round(rnd)
 
-    def _disk_done(self, rd: RaftReady, incarnation: int, already_sent: bool) -> None:
+    def _disk_done(self, rnd: Round, incarnation: int) -> None:
         if incarnation != self.incarnation or not self.up:
             return  # crashed before the write completed: it never happened
-        self.storage.save(rd)
-        if not already_sent:
-            self._send(rd)
+        self.host.persist(rnd)
         self.busy = False
-        self._finish(rd)
-        self.process_ready()
+        self.host.finish_round(rnd)
+        self.cluster.note_roles(self)
+        self.pump()
 
-    def _send_early(self, rd: RaftReady) -> None:
-        # A leader's appends may race its own fsync (thesis §10.2.1); the checkers judge it.
-        for msg in rd.early_messages:
-            self.cluster.network.send(msg)
+    def _send(self, env: Envelope) -> None:
+        self.cluster.network.send(env)
 
-    def _send(self, rd: RaftReady) -> None:
-        for msg in rd.messages:
-            self.cluster.network.send(msg)
-
-    def _finish(self, rd: RaftReady) -> None:
-        if rd.snapshot is not None:
-            self.kv = dict(msgpack.unpackb(rd.snapshot.data_bytes()))
-        for e in rd.committed_entries:
-            self._apply(e)
-        for rs in rd.read_states:
-            op = self.waiting_reads.pop(rs.ctx, None)
-            if op is not None:
-                self.reads_to_serve.append((rs.index, op))
-        for ctx in rd.failed_reads:
-            op = self.waiting_reads.pop(ctx, None)
-            if op is not None:
-                self.cluster.fail(op)
-        self.core.advance(rd)
-        self._serve_reads()
-        self._maybe_snapshot()
-
-    def _apply(self, e: Entry) -> None:
-        self.cluster.observe_apply(self, e)
-        if e.kind is not EntryKind.NORMAL or not e.data:
+    def receive(self, env: Envelope) -> None:
+        try:
+            self.host.receive(env)
+        except UnknownGroupError:
             return
-        op_id, result = apply_command(self.kv, e.data)
-        op = self.waiting_writes.pop(e.index, None)
-        if op is not None:
-            if op.op_id == op_id:
-                self.cluster.complete(op, result)
-            else:
-                # Another entry won this index, so ours was never committed and never will be.
-                self.cluster.fail(op)
+        self.pump()
 
-    def _serve_reads(self) -> None:
-        if not self.reads_to_serve:
-            return
-        applied = self.core.applied_index
-        still = []
-        for index, op in self.reads_to_serve:
-            if applied >= index:
-                self.cluster.complete(op, self.kv.get(op.key))
-            else:
-                still.append((index, op))
-        self.reads_to_serve = still
-
-    def _maybe_snapshot(self) -> None:
-        every = self.cluster.snapshot_every_entries
-        log = self.core.log
-        if every and log.applied - log.snapshot_index >= every:
-            meta = self.core.snapshot_meta_at(log.applied)
-            snap = Snapshot(meta, msgpack.packb(sorted(self.kv.items())))
-            self.storage.compact(snap)
-            self.core.compact(snap)
+    def tick(self) -> None:
+        self.host.tick()
+        self.pump()
 
     # --- client requests -------------------------------------------------------------------
 
     def handle_client(self, op: ClientOp) -> None:
+        c = self.cluster
         op.node = self.id
-        try:
-            if isinstance(op.kind, Read) and self.cluster.switches.stale_reads:
-                self.cluster.complete(op, self.kv.get(op.key))
-            elif isinstance(op.kind, Read):
-                self.waiting_reads[op.op_id] = op
-                self.core.read_index(op.op_id, lease=self.cluster.lease_reads)
-            else:
-                index = self.core.propose(encode_command(op))
-                op.index, op.term = index, self.core.term
-                self.waiting_writes[index] = op
-        except (NotLeader, ProposalDropped) as exc:
-            self.waiting_reads.pop(op.op_id, None)
-            hint = exc.leader_hint if isinstance(exc, NotLeader) else None
-            self.cluster.fail(op, hint)
+        gid = c.group_of(op.key)
+        key = op.key.encode()
+        now_ms = self.world.wall_ms()
+        kind = op.kind
 
-    def on_leadership_lost(self) -> None:
-        """Writes waiting here may still commit under the next leader: their outcome is
-        unknown to the client, which gives up on them."""
-        for op in self.waiting_writes.values():
-            self.cluster.give_up(op)
-        self.waiting_writes.clear()
+        def answered(result: Any, error: BaseException | None) -> None:
+            if error is None:
+                c.complete(op, _result_of(kind, result))
+            elif isinstance(error, RequestError) and error.message.startswith("TIMEOUT"):
+                c.give_up(op)  # proposed, then lost sight of: the outcome is unknown
+            else:
+                c.fail(op)  # refused before it entered any log
+
+        waiter = CallbackWaiter(answered)
+        if isinstance(kind, Read):
+            args = [b"GET", key]
+            machine = self.machine(gid)
+            if c.switches.stale_reads:
+                c.complete(op, _result_of(kind, [machine.read(args, now_ms)]))
+                return
+            self.host.submit_reads(gid, lambda: [machine.read(args, now_ms)], waiter)
+        else:
+            if isinstance(kind, Write):
+                args = [b"SET", key, str(kind.value).encode()]
+            elif kind.expected is None:
+                args = [b"SET", key, str(kind.new).encode(), b"NX"]  # set only if absent
+            else:
+                args = [b"CAS", key, str(kind.expected).encode(), str(kind.new).encode()]
+            spec = check_command(args, now_ms)
+            assert not isinstance(spec, ErrorReply), spec
+            self.host.submit_writes(gid, [encode_write(spec, args, now_ms)], waiter)
+        self.pump()
+
+
+def _result_of(kind: Read | Write | Cas, replies: Any) -> Any:
+    (reply,) = replies
+    if isinstance(kind, Read):
+        return None if reply is None else int(reply)
+    if isinstance(kind, Cas):
+        return reply in (1, OK)  # CAS says 1, SET NX says OK
+    return None
 
 
 class RaftCluster:
-    """N simulated nodes on one :class:`World`, with clients and observers."""
+    """N simulated nodes, G groups each, on one :class:`World`, with clients and observers."""
 
     def __init__(
         self,
@@ -325,35 +376,73 @@ class RaftCluster:
         node_count: int,
         raft_config: RaftConfig,
         *,
+        groups: int = 1,
         clients: int = 3,
         keys: int = 3,
         client_timeout_ticks: int = 60,
         lease_reads: bool = False,
         snapshot_every_entries: int = 40,
+        quiesce_after_ticks: int = 20,
         switches: HostSwitches | None = None,
         trace_enabled: bool = True,
     ) -> None:
         self.world = world
         self.raft_config = raft_config
         self.node_ids = list(range(1, node_count + 1))
+        self.initial_ids = list(self.node_ids)
+        self.group_ids = list(range(groups))
         self.lease_reads = lease_reads
-        self.snapshot_every_entries = snapshot_every_entries
+        self.group_config = GroupConfig(
+            snapshot_every_entries=snapshot_every_entries, lease_reads=lease_reads
+        )
+        self.host_config = HostConfig(
+            heartbeat_interval_ms=raft_config.election_timeout_ticks * TICK_US / 3000,
+            liveness_timeout_ms=raft_config.election_timeout_ticks * TICK_US / 1000,
+            quiesce_after_ticks=quiesce_after_ticks,
+            request_timeout_ms=client_timeout_ticks * 2 * TICK_US // 1000,
+        )
         self.switches = switches or HostSwitches()
         self.trace_enabled = trace_enabled
         self.trace_lines: list[str] = []
         self.network = Network(world, self._deliver)
-        self.nodes = {i: SimNode(self, i, world.child_rng()) for i in self.node_ids}
         self.observers: list[Any] = []
         self.on_new_leader: list[Callable[[int], None]] = []
+        self.nodes = {i: SimNode(self, i, world.child_rng()) for i in self.node_ids}
         self.client_count = clients
-        self.keys = [f"k{i}" for i in range(keys)]
+        self.keys = [f"k{i}" for i in range(max(keys, 2 * groups))]
         self.client_timeout_us = client_timeout_ticks * TICK_US
         self.ops: list[ClientOp] = []
         self._client_target = {c: world.rng.choice(self.node_ids) for c in range(clients)}
         self._client_busy: dict[int, ClientOp | None] = dict.fromkeys(range(clients))
         self._next_value = 0
         self.clients_running = False
-        self._was_leader: dict[int, int] = {}
+        self._was_leader: dict[tuple[int, GroupId], int] = {}
+        self.touched: set[int] = set(self.node_ids)
+        """Nodes an event changed since the checkers last looked."""
+
+    def add_node(self) -> int:
+        """Start a brand-new, empty server under a new id; every node learns of it."""
+        node_id = max(self.node_ids) + 1
+        self.node_ids.append(node_id)
+        node = SimNode(self, node_id, self.world.child_rng(), join=True)
+        self.nodes[node_id] = node
+        for other in self.nodes.values():
+            if other.up:
+                other.host.set_peers(self.node_ids)
+        self.trace(f"n{node_id} STARTED (a new, empty server)")
+        self.schedule_tick(node)
+        return node_id
+
+    def decommission(self, node_id: int) -> None:
+        """Switch off a server removed from every group, for good."""
+        node = self.nodes[node_id]
+        if node.up:
+            node.crash()
+        node.decommissioned = True
+        self.trace(f"n{node_id} DECOMMISSIONED")
+
+    def group_of(self, key: str) -> GroupId:
+        return zlib.crc32(key.encode()) % len(self.group_ids)
 
     # --- time ------------------------------------------------------------------------------
 
@@ -371,32 +460,38 @@ class RaftCluster:
     def _tick(self, node: SimNode, incarnation: int) -> None:
         if not node.up or node.incarnation != incarnation:
             return
-        node.submit(node.core.tick)
-        self._note_role(node)
+        node.tick()
+        self.note_roles(node)
         self.schedule_tick(node)
 
-    def _deliver(self, msg: Any) -> None:
-        node = self.nodes.get(msg.dst)
+    def _deliver(self, env: Envelope) -> None:
+        node = self.nodes.get(env.dst)
         if node is None or not node.up:
             return
         if self.trace_enabled:
-            self.trace(f"n{msg.src}->n{msg.dst} {describe(msg)}")
-        node.submit(lambda: node.core.step(msg))
-        self._note_role(node)
+            self.trace(f"n{env.src}->n{env.dst} g{env.group_id} {describe(env.body)}")
+        node.receive(env)
+        self.note_roles(node)
 
-    def _note_role(self, node: SimNode) -> None:
-        term = node.core.term if node.core.is_leader else -1
-        before = self._was_leader.get(node.id, -1)
-        if term != before:
-            self._was_leader[node.id] = term
-            if before != -1:
-                node.on_leadership_lost()
-            if term != -1:
-                self.trace(
-                    f"n{node.id} became LEADER of term {term} last={node.core.last_index}"
-                )
-                for hook in self.on_new_leader:
-                    hook(node.id)
+    def note_roles(self, node: SimNode) -> None:
+        """After an event on ``node``: trace leadership changes, and mark it for the
+        checkers (which look only at nodes an event touched)."""
+        self.touched.add(node.id)
+        if not node.up:
+            return
+        for gid, group in node.host.groups.items():
+            core = group.core
+            term = core.term if core.is_leader else -1
+            before = self._was_leader.get((node.id, gid), -1)
+            if term != before:
+                self._was_leader[(node.id, gid)] = term
+                if term != -1:
+                    self.trace(
+                        f"n{node.id} became LEADER of g{gid} term {term} last={core.last_index}"
+                    )
+                    if gid == 0:
+                        for hook in self.on_new_leader:
+                            hook(node.id)
 
     # --- observation -----------------------------------------------------------------------
 
@@ -404,13 +499,12 @@ class RaftCluster:
         if self.trace_enabled:
             self.trace_lines.append(f"{self.world.now_us / 1000:10.1f}ms {line}")
 
-    def observe_ready(self, node: SimNode, rd: RaftReady) -> None:
+    def on_ready(self, node: SimNode, group: RaftGroup, rd: RaftReady) -> None:
         for obs in self.observers:
-            obs.on_ready(node, rd)
-
-    def observe_apply(self, node: SimNode, entry: Entry) -> None:
-        for obs in self.observers:
-            obs.on_apply(node, entry)
+            obs.on_ready(node, group, rd)
+        if rd.committed_entries:
+            for obs in self.observers:
+                obs.on_apply(node, group, rd.committed_entries)
 
     # --- clients ---------------------------------------------------------------------------
 
@@ -448,16 +542,15 @@ class RaftCluster:
         if not node.up:
             self.fail(op)  # connection refused: it never reached anyone
             return
-        node.submit(lambda: node.handle_client(op))
+        node.handle_client(op)
+        self.note_roles(node)
         self.world.after(self.client_timeout_us, lambda: self.give_up(op))
 
-    def _client_done(self, op: ClientOp, hint: int | None = None) -> None:
+    def _client_done(self, op: ClientOp) -> None:
         if self._client_busy.get(op.client) is not op:
             return
         self._client_busy[op.client] = None
-        if hint is not None:
-            self._client_target[op.client] = hint
-        elif op.failed or op.complete_tick is None:
+        if op.failed or op.complete_tick is None:
             self._client_target[op.client] = self.world.rng.choice(self.node_ids)
         self.world.after(
             self.world.rng.randrange(1, 2 * TICK_US), lambda: self._client_next(op.client)
@@ -471,11 +564,11 @@ class RaftCluster:
         self.trace(f"client{op.client} <- {op.kind} {op.key} = {result!r}")
         self._client_done(op)
 
-    def fail(self, op: ClientOp, hint: int | None = None) -> None:
+    def fail(self, op: ClientOp) -> None:
         if self._client_busy.get(op.client) is not op:
             return
         op.failed = True
-        self._client_done(op, hint)
+        self._client_done(op)
 
     def give_up(self, op: ClientOp) -> None:
         """The client stops waiting; the operation's outcome stays unknown."""
@@ -488,7 +581,7 @@ class RaftCluster:
 
 
 def describe(msg: Any) -> str:
-    """A short, readable rendering of a Raft message for traces."""
+    """A short, readable rendering of a message for traces."""
     name = type(msg).__name__
     fields = []
     for f in msg.__slots__:
@@ -501,5 +594,13 @@ def describe(msg: Any) -> str:
             v = f"<{len(v)}B>"
         elif f == "meta":
             v = f"snap@{v.index}:{v.term}"
+        elif f in ("beats", "acks"):
+            v = "[" + ",".join(
+                f"g{b.group_id}:t{b.term}" + ("Q" if getattr(b, "quiesce", False) else "")
+                for b in v
+            ) + "]"
+        elif f == "payloads":
+            v = f"<{len(v)} writes>"
         fields.append(f"{f}={v}")
     return f"{name}(" + " ".join(fields) + ")"
+

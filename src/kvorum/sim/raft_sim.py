@@ -29,6 +29,8 @@ from kvorum.sim.world import World
 @dataclass(frozen=True, slots=True)
 class SimOptions:
     nodes: int = 5
+    groups: int = 1
+    """Raft groups per node (keys are spread over them; each is checked on its own)."""
     faults: frozenset[str] = frozenset()
     chaos_ticks: int = 300
     calm_ticks: int = 150
@@ -82,6 +84,7 @@ def run_seed(seed: int, options: SimOptions) -> SimResult:
         world,
         options.nodes,
         config,
+        groups=options.groups,
         clients=options.clients,
         lease_reads=options.lease_reads,
         snapshot_every_entries=knobs.choice([0, 10, 40]),
@@ -125,25 +128,31 @@ def run_seed(seed: int, options: SimOptions) -> SimResult:
 
 def _liveness(cluster: RaftCluster, checker: RaftInvariants, options: SimOptions) -> str | None:
     up = [n for n in cluster.nodes.values() if n.up]
-    leaders = [n for n in up if n.core.is_leader]
     bound = options.liveness_bound_ticks
-    if len(leaders) != 1:
-        return f"Liveness: {len(leaders)} leaders {bound} ticks after faults stopped"
-    leader = leaders[0]
-    commit = leader.core.commit_index
-    if commit < checker.max_committed:
-        return f"Liveness: leader n{leader.id} commit {commit} < committed {checker.max_committed}"
-    # Servers removed from the cluster are not owed the log any more.
-    members = leader.core.conf.members
-    behind = [
-        f"n{n.id}@{n.core.applied_index}"
-        for n in up
-        if n.id in members and n.core.applied_index < commit
-    ]
-    if behind:
-        return (
-            f"Liveness: {', '.join(behind)} have not applied commit {commit} within {bound} ticks"
-        )
+    for gid in cluster.group_ids:
+        cores = {n.id: n.core(gid) for n in up}
+        leaders = [i for i, core in cores.items() if core.is_leader]
+        if len(leaders) != 1:
+            return f"Liveness: g{gid} has {len(leaders)} leaders {bound} ticks after faults stopped"
+        leader = cores[leaders[0]]
+        commit = leader.commit_index
+        if commit < checker.committed_of(gid):
+            return (
+                f"Liveness: g{gid} leader n{leaders[0]} commit {commit} <"
+                f" committed {checker.committed_of(gid)}"
+            )
+        # Servers removed from the group are not owed the log any more.
+        members = leader.conf.members
+        behind = [
+            f"n{i}@{core.applied_index}"
+            for i, core in cores.items()
+            if i in members and core.applied_index < commit
+        ]
+        if behind:
+            return (
+                f"Liveness: g{gid}: {', '.join(behind)} have not applied commit {commit}"
+                f" within {bound} ticks"
+            )
     return None
 
 

@@ -1,46 +1,57 @@
 """Durable storage for kvorum nodes: the write-ahead log, snapshot files, and LMDB.
 
-Theory of operation: a node persists Raft's hard state and log entries in a segmented,
-checksummed WAL (:mod:`~kvorum.storage.wal`) with one ``fdatasync`` per batch, keeps its state
-machine's snapshots as atomically published, checksummed files
-(:mod:`~kvorum.storage.snapshots`), and reaches both through one facade,
-:class:`~kvorum.storage.raft_log_store.RaftLogStore`. The key-value state machines of all its
-groups live in one LMDB environment (:mod:`~kvorum.storage.lmdb_keyspace`), each group a span
-of one ordered keyspace. Unlike ``kvorum.core`` this package does real
-file I/O; it is what "durable" means for a node.
+Theory of operation: a node persists every Raft group's hard state and log entries in one
+segmented, checksummed WAL (:mod:`~kvorum.storage.wal`) with one ``fdatasync`` per batch for
+all groups, keeps each group's state-machine snapshots as atomically published, checksummed
+files (:mod:`~kvorum.storage.snapshots`), and reaches both through
+:class:`~kvorum.storage.node_log.DurableNodeLog`, which keeps the contracts of
+:mod:`~kvorum.storage.contracts` (:mod:`~kvorum.storage.memory` keeps them in memory). The
+single-group runtime uses the facade :class:`~kvorum.storage.raft_log_store.RaftLogStore`.
+The key-value state machines of all groups live in one LMDB environment
+(:mod:`~kvorum.storage.lmdb_keyspace`), each group a span of one ordered keyspace. All
+file I/O goes through :mod:`~kvorum.storage.fs`, so the simulator can run it over a faulty
+disk. Unlike ``kvorum.core`` this package does real file I/O; it is what "durable" means for
+a node.
 """
 
+from kvorum.storage.contracts import DiskFullError
 from kvorum.storage.lmdb_keyspace import (
     EngineClosedError,
     KeyspaceFormatError,
     LmdbGroupView,
     LmdbKeyspace,
 )
-from kvorum.storage.raft_log_store import (
+from kvorum.storage.node_log import (
     CompactedError,
-    InitialState,
-    RaftLogStore,
+    DurableGroupLog,
+    DurableNodeLog,
     StorageCorruptionError,
-    open_store,
 )
+from kvorum.storage.raft_log_store import InitialState, RaftLogStore, open_store
 from kvorum.storage.snapshots import SnapshotCorruptionError, SnapshotStore
 from kvorum.storage.wal import (
     WAL,
+    LostGroupData,
     SnapshotMarker,
     TornTail,
     WALClosedError,
     WALCorruptionError,
+    WALFormatError,
     WALRecovery,
 )
 
 __all__ = [
     "WAL",
     "CompactedError",
+    "DiskFullError",
+    "DurableGroupLog",
+    "DurableNodeLog",
     "EngineClosedError",
     "InitialState",
     "KeyspaceFormatError",
     "LmdbGroupView",
     "LmdbKeyspace",
+    "LostGroupData",
     "RaftLogStore",
     "SnapshotCorruptionError",
     "SnapshotMarker",
@@ -49,6 +60,7 @@ __all__ = [
     "TornTail",
     "WALClosedError",
     "WALCorruptionError",
+    "WALFormatError",
     "WALRecovery",
     "open_store",
 ]

@@ -85,7 +85,8 @@ class GroupLog(LogStore, StableStore, Protocol):
         If the log holds ``meta``'s last entry (same index and term) the entries after it are
         kept; otherwise the whole log is discarded and continues at ``meta.index + 1``
         (Raft's InstallSnapshot rule). Returns whether the suffix was kept. Durable at the next
-        sync; entries the snapshot covers may be deleted from disk after that."""
+        sync; entries the snapshot covers may be deleted from disk after that. Raises
+        ValueError for a snapshot older than the current one."""
 
 
 class NodeLog(Protocol):
@@ -120,11 +121,14 @@ class SnapshotStore(Protocol):
 
     def write(self, meta: SnapshotMeta, chunks: Iterable[bytes]) -> None:
         """Store a snapshot and make it durable before returning (safe on a worker thread).
-        A crash before it returns leaves the previous snapshot as the latest."""
+        A crash before it returns leaves the previous snapshot as the latest. The previous
+        snapshot stays readable (a leader may still be sending it); older ones may go."""
 
     def data(self, meta: SnapshotMeta) -> SnapshotData:
         """``meta``'s bytes, read a slice at a time (what the leader streams to a follower),
-        without holding them in memory."""
+        without holding them in memory. Cheap: it does not read the snapshot through (the
+        store checked it end to end when it wrote it, or when :meth:`latest` found it), so a
+        host may call it on a thread that must not block for long."""
 
     def chunks(self, meta: SnapshotMeta) -> Iterator[bytes]:
         """``meta``'s bytes as the chunks they were written in (what the state machine

@@ -128,6 +128,11 @@ class MemoryGroupLog:
             self._staged.append(("hard_state", hard_state))
 
     def stage_snapshot(self, meta: SnapshotMeta) -> bool:
+        if meta.index < self._view.snapshot_index:
+            raise ValueError(
+                f"snapshot {meta.index} is older than the current one "
+                f"({self._view.snapshot_index})"
+            )
         kept = self._view.adopt_snapshot(meta)
         self._staged.append(("snapshot", meta))
         return kept
@@ -190,20 +195,19 @@ class MemoryNodeLog:
 
 class MemorySnapshotStore:
     """One group's snapshots in memory (see :class:`SnapshotStore`); chunk boundaries are
-    kept, as the file store keeps them."""
+    kept, and so are the newest ``keep`` snapshots, as the file store keeps them."""
 
-    def __init__(self) -> None:
+    def __init__(self, keep: int = 2) -> None:
         self._snapshots: dict[SnapshotMeta, list[bytes]] = {}
-        self._latest: SnapshotMeta | None = None
+        self._keep = keep
 
     def latest(self) -> SnapshotMeta | None:
-        return self._latest
+        return max(self._snapshots, key=_age_order, default=None)
 
     def write(self, meta: SnapshotMeta, chunks: Iterable[bytes]) -> None:
-        self._snapshots[meta] = [bytes(c) for c in chunks]
-        if self._latest is None or meta.index >= self._latest.index:
-            self._latest = meta
-        for old in [m for m in self._snapshots if m.index < meta.index and m != self._latest]:
+        data = [bytes(c) for c in chunks]  # a failing iterator publishes nothing
+        self._snapshots[meta] = data
+        for old in sorted(self._snapshots, key=_age_order)[: -self._keep]:
             del self._snapshots[old]
 
     def data(self, meta: SnapshotMeta) -> bytes:
@@ -211,3 +215,8 @@ class MemorySnapshotStore:
 
     def chunks(self, meta: SnapshotMeta) -> Iterator[bytes]:
         return iter(list(self._snapshots[meta]))
+
+
+def _age_order(meta: SnapshotMeta) -> tuple[int, int]:
+    """Snapshots order by index, then term (as the file store's names sort)."""
+    return meta.index, meta.term

@@ -1,58 +1,50 @@
-"""The durable storage a Raft node uses: WAL + snapshot files behind one small facade.
+"""One Raft group's durable storage behind the single-group API the runtime uses today.
 
-Theory of operation. A node's directory holds ``wal/`` (:mod:`kvorum.storage.wal`) and
-``snapshots/`` (:mod:`kvorum.storage.snapshots`). :func:`open_store` replays both and hands
-back the node's :class:`InitialState`. While running, the node calls :meth:`RaftLogStore.save`
-with each Ready's hard state and entries — one write and one ``fdatasync`` — and only then
-sends the Ready's messages. Entries are read back from disk with
-:meth:`RaftLogStore.entries`; the store keeps just the WAL's block index and the terms of
-the few thousand newest entries (which every AppendEntries consults) in memory.
+Theory of operation: a thin facade over :class:`~kvorum.storage.node_log.DurableNodeLog`
+holding just group 0 and that group's :class:`~kvorum.storage.snapshots.SnapshotStore`, for
+the runtime that still drives one group per process. :func:`open_store` opens the node log
+in ``directory`` (``wal/`` and ``snapshots/<group>/``) and hands back the group's
+:class:`InitialState`. :meth:`RaftLogStore.save` stages a Ready's hard state and entries and
+syncs them — one write and one ``fdatasync`` — before the node sends anything that depends on
+them. Entries are read back from disk with :meth:`RaftLogStore.entries`.
 
-Snapshots, and why they never stall appends: :meth:`RaftLogStore.snapshot_in_background`
-asks the engine for a point-in-time view *on the node's thread* (for LMDB: a read
-transaction, which sees the store as of that instant while later write transactions go on),
-then a worker thread streams that view into a snapshot file. The worker touches only the
-snapshot directory; the node keeps appending to the WAL meanwhile. When the future completes
-the node calls :meth:`RaftLogStore.compact`, which records a snapshot marker in the WAL and
-deletes the segments the snapshot covers. The order — snapshot file durable, then marker,
-then deletion — means a crash at any point leaves either the old state or the new one; on
-open a snapshot newer than the WAL's marker (crash before the marker) is adopted then.
-
-Recovery of the state machine is the node's: :meth:`RaftLogStore.restore_engine_if_behind`
-restores the engine from the latest snapshot when the engine's applied index is older than
-it (e.g. LMDB lost its last commits, or is new), after which the node re-applies entries
-``applied_index + 1 .. commit`` from :meth:`entries`. Both the snapshot and those entries
-are still on disk because compaction only ever deletes entries a durable snapshot holds.
+Snapshots: :meth:`RaftLogStore.write_snapshot` makes a snapshot file durable (it may run on a
+worker thread while the node keeps appending), then :meth:`RaftLogStore.compact` records it
+in the WAL, after which the segments it covers are deleted. The order — snapshot file
+durable, then marker, then deletion — means a crash at any point leaves either the old state
+or the new one; on open a snapshot newer than the WAL's marker (crash before the marker) is
+adopted then. What the state machine does with snapshots (taking one from the engine,
+restoring the engine from one) is not storage's business: see
+:mod:`kvorum.runtime.engine_snapshots`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from kvorum.core.raft.messages import ConfState, Entry, HardState, SnapshotMeta
-from kvorum.kv.engine import Engine
-from kvorum.storage.snapshots import DEFAULT_KEEP, SnapshotFileData, SnapshotStore
-from kvorum.storage.wal import (
-    DEFAULT_BLOCK_BYTES,
-    DEFAULT_SEGMENT_BYTES,
-    WAL,
-    SnapshotMarker,
-    TornTail,
+from kvorum.core.raft.messages import Entry, HardState, SnapshotMeta
+from kvorum.storage.fs import OS_FILE_SYSTEM, FileSystem
+from kvorum.storage.node_log import (
+    CompactedError,
+    DurableGroupLog,
+    DurableNodeLog,
+    StorageCorruptionError,
 )
+from kvorum.storage.snapshots import DEFAULT_KEEP, SnapshotFileData
+from kvorum.storage.wal import DEFAULT_BLOCK_BYTES, DEFAULT_SEGMENT_BYTES, TornTail
 
-RECENT_TERMS = 4096
-"""How many of the newest entries' terms stay in memory (for AppendEntries' prev term)."""
+__all__ = [
+    "CompactedError",
+    "InitialState",
+    "RaftLogStore",
+    "StorageCorruptionError",
+    "open_store",
+]
 
-
-class CompactedError(LookupError):
-    """The requested entries were folded into a snapshot and are no longer in the log."""
-
-
-class StorageCorruptionError(Exception):
-    """The WAL and the snapshot files disagree in a way no crash can explain."""
+GROUP = 0
+"""The one group this facade stores."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,10 +64,10 @@ class InitialState:
 
 
 class RaftLogStore:
-    """A node's durable Raft state: hard state, log entries and snapshots.
+    """A node's durable Raft state for one group: hard state, log entries and snapshots.
 
-    All methods are for the node's own thread, except that the snapshot writing started by
-    :meth:`snapshot_in_background` runs on a worker thread.
+    All methods are for the node's own thread, except :meth:`write_snapshot`, which may run
+    on a worker thread.
     """
 
     def __init__(
@@ -85,58 +77,42 @@ class RaftLogStore:
         segment_bytes: int = DEFAULT_SEGMENT_BYTES,
         block_bytes: int = DEFAULT_BLOCK_BYTES,
         keep_snapshots: int = DEFAULT_KEEP,
+        fs: FileSystem = OS_FILE_SYSTEM,
     ) -> None:
         """Open (or create) the store under ``directory`` and recover it; see
         :func:`open_store`."""
-        self._dir = Path(directory)
-        self._snapshots = SnapshotStore(self._dir / "snapshots", keep=keep_snapshots)
-        self._snapshot = self._snapshots.latest()
-        self._wal = WAL(self._dir / "wal", segment_bytes=segment_bytes, block_bytes=block_bytes)
-        self._recent_terms: dict[int, int] = {}
-        self._executor: ThreadPoolExecutor | None = None
-        self._in_flight: Future[SnapshotMeta] | None = None
-        self._reconcile()
-        snap_index = self._snapshot.index if self._snapshot else 0
-        after = self._wal.read_entries(snap_index + 1, self._wal.last_index + 1)
-        for entry in after[-RECENT_TERMS:]:
-            self._recent_terms[entry.index] = entry.term
+        self._node = DurableNodeLog(
+            Path(directory),
+            fs=fs,
+            segment_bytes=segment_bytes,
+            block_bytes=block_bytes,
+            keep_snapshots=keep_snapshots,
+        )
+        if GROUP not in self._node.group_ids():
+            self._node.create_group(GROUP)
+            self._node.sync()
+        self._log: DurableGroupLog = self._node.group(GROUP)
+        self._snapshots = self._node.snapshot_store(GROUP)
+        self._snapshot = self._node.verified_snapshots.get(GROUP)
+        log = self._log
         self.initial = InitialState(
-            hard_state=self._wal.hard_state,
+            hard_state=log.hard_state,
             snapshot=self._snapshot,
-            last_index=self._wal.last_index,
-            last_term=self._wal.last_term,
-            entries=tuple(after),
-            torn_tail=self._wal.recovery.torn_tail,
+            last_index=log.last_index,
+            last_term=log.last_term,
+            entries=tuple(log.entries(log.first_index, log.last_index + 1)),
+            torn_tail=self._node.recovery.torn_tail,
         )
 
-    def _reconcile(self) -> None:
-        snap, marker = self._snapshot, self._wal.marker
-        if snap is None:
-            if marker is not None:
-                raise StorageCorruptionError(
-                    f"the WAL records a snapshot at index {marker.index} but "
-                    f"{self._snapshots.directory} holds no snapshot"
-                )
-            return
-        if marker is None or snap.index > marker.index:
-            # Crash between the snapshot becoming durable and the WAL hearing of it.
-            self._record_snapshot(snap)
-        elif snap.index < marker.index:
-            raise StorageCorruptionError(
-                f"the WAL records a snapshot at index {marker.index} but the newest file in "
-                f"{self._snapshots.directory} is at index {snap.index}"
-            )
-        elif snap.term != marker.term:
-            raise StorageCorruptionError(
-                f"snapshot at index {snap.index} has term {snap.term}, the WAL says "
-                f"{marker.term}"
-            )
+    @property
+    def node_log(self) -> DurableNodeLog:
+        return self._node
 
     # --- state -------------------------------------------------------------------------
 
     @property
     def hard_state(self) -> HardState:
-        return self._wal.hard_state
+        return self._log.hard_state
 
     @property
     def snapshot_meta(self) -> SnapshotMeta | None:
@@ -145,15 +121,15 @@ class RaftLogStore:
     @property
     def first_index(self) -> int:
         """The first index :meth:`entries` can return (just after the snapshot)."""
-        return self._snapshot.index + 1 if self._snapshot else 1
+        return self._log.first_index
 
     @property
     def last_index(self) -> int:
-        return self._wal.last_index
+        return self._log.last_index
 
     @property
     def last_term(self) -> int:
-        return self._wal.last_term
+        return self._log.last_term
 
     # --- the log -----------------------------------------------------------------------
 
@@ -166,36 +142,17 @@ class RaftLogStore:
                 f"entry {entries[0].index} is inside the snapshot (first index is "
                 f"{self.first_index}); install a snapshot instead"
             )
-        self._wal.append_and_sync(entries, hard_state)
-        if entries:
-            cut = entries[0].index
-            # Keys are ascending (a cut only ever removes a suffix), so the entries being
-            # replaced sit at the end: pop them there rather than scan all RECENT_TERMS keys.
-            recent = self._recent_terms
-            while recent and next(reversed(recent)) >= cut:
-                recent.popitem()
-            for entry in entries[-RECENT_TERMS:]:
-                self._recent_terms[entry.index] = entry.term
-            while len(self._recent_terms) > RECENT_TERMS:
-                del self._recent_terms[next(iter(self._recent_terms))]
+        self._log.stage(hard_state, entries)
+        self._node.sync()
 
     def entries(self, lo: int, hi: int) -> list[Entry]:
         """Entries ``lo <= index < hi`` read from disk. Raises CompactedError if ``lo`` is
         inside the snapshot, ValueError unless ``lo <= hi <= last_index + 1``."""
-        if lo < self.first_index:
-            raise CompactedError(f"entry {lo} is compacted (first index {self.first_index})")
-        return self._wal.read_entries(lo, hi)
+        return self._log.entries(lo, hi)
 
     def term(self, index: int) -> int:
         """The term of the entry at ``index`` (the snapshot's term at its index; 0 at 0)."""
-        if index == 0:
-            return 0
-        if self._snapshot is not None and index == self._snapshot.index:
-            return self._snapshot.term
-        cached = self._recent_terms.get(index)
-        if cached is not None:
-            return cached
-        return self.entries(index, index + 1)[0].term
+        return self._log.term(index)
 
     # --- snapshots ---------------------------------------------------------------------
 
@@ -203,40 +160,8 @@ class RaftLogStore:
         """Stream a snapshot file and make it durable (safe to call from a worker thread).
 
         This does not compact; call :meth:`compact` with ``meta`` on the node's thread."""
-        return self._snapshots.write(meta, chunks)
-
-    def snapshot_in_background(self, engine: Engine, conf: ConfState) -> Future[SnapshotMeta]:
-        """Snapshot ``engine`` without stalling appends; the future yields the durable
-        snapshot's metadata, to pass to :meth:`compact`.
-
-        ``conf`` must be the configuration as of the engine's applied index. The point-in-time
-        view is taken here, on the caller's thread; only the streaming runs on the worker.
-        """
-        if self._in_flight is not None and not self._in_flight.done():
-            raise RuntimeError("a snapshot is already being written")
-        applied_index, chunks = engine.snapshot_chunks()
-        current = self._snapshot
-        if current is not None and applied_index <= current.index:
-            # Nothing new since the last snapshot: report it rather than write a stale one.
-            done: Future[SnapshotMeta] = Future()
-            done.set_result(current)
-            return done
-        if applied_index == 0:
-            raise ValueError("the engine has applied nothing yet; there is nothing to snapshot")
-        if applied_index > self.last_index:
-            raise ValueError(
-                f"engine applied {applied_index}, beyond the log's last index {self.last_index}"
-            )
-        meta = SnapshotMeta(index=applied_index, term=self.term(applied_index), conf=conf)
-        if self._executor is None:
-            self._executor = ThreadPoolExecutor(1, thread_name_prefix="kvorum-snapshot")
-
-        def write() -> SnapshotMeta:
-            self._snapshots.write(meta, chunks)
-            return meta
-
-        self._in_flight = self._executor.submit(write)
-        return self._in_flight
+        self._snapshots.write(meta, chunks)
+        return self._snapshots.path_for(meta)
 
     def compact(self, meta: SnapshotMeta) -> bool:
         """Adopt the durable snapshot ``meta`` (of this node's own state machine): record it
@@ -244,14 +169,16 @@ class RaftLogStore:
         snapshot at or beyond ``meta.index`` is already adopted."""
         if self._snapshot is not None and meta.index <= self._snapshot.index:
             return False
-        if not self._snapshots.path_for(meta).exists():
+        if not self._snapshots.has(meta):
             raise ValueError(f"snapshot {meta.index}/{meta.term} has no durable file yet")
         if meta.index > self.last_index or self.term(meta.index) != meta.term:
             raise ValueError(
                 f"snapshot {meta.index}/{meta.term} is not part of this log; "
                 "use install_snapshot for a leader's snapshot"
             )
-        self._record_snapshot(meta)
+        self._log.stage_snapshot(meta)
+        self._node.sync()
+        self._snapshot = meta
         return True
 
     def install_snapshot(self, meta: SnapshotMeta, chunks: Iterable[bytes]) -> bool:
@@ -265,37 +192,17 @@ class RaftLogStore:
                 f"({self._snapshot.index})"
             )
         self._snapshots.write(meta, chunks)
-        return self._record_snapshot(meta)
-
-    def _record_snapshot(self, meta: SnapshotMeta) -> bool:
-        keep_log = self._term_in_log(meta.index) == meta.term
-        marker = SnapshotMarker(meta.index, meta.term, discard_log=not keep_log)
-        self._wal.append_and_sync(marker=marker)
+        kept = self._log.stage_snapshot(meta)
+        self._node.sync()
         self._snapshot = meta
-        if not keep_log:
-            self._recent_terms.clear()
-        self._wal.delete_segments_through(meta.index)
-        return keep_log
-
-    def _term_in_log(self, index: int) -> int | None:
-        if index == 0:
-            return 0
-        marker = self._wal.marker
-        if marker is not None and index == marker.index:
-            return marker.term
-        if index < 1 or index > self._wal.last_index:
-            return None
-        try:
-            return self._wal.read_entries(index, index + 1)[0].term
-        except LookupError:
-            return None
+        return kept
 
     def snapshot_chunks(self, meta: SnapshotMeta | None = None) -> Iterator[bytes]:
         """Stream a snapshot's chunks (the latest by default), checksum verified as it ends."""
         meta = meta or self._snapshot
         if meta is None:
             raise LookupError("there is no snapshot")
-        return self._snapshots.read_chunks(meta)
+        return self._snapshots.chunks(meta)
 
     def snapshot_data(
         self, meta: SnapshotMeta | None = None, *, verified: bool = False
@@ -307,22 +214,9 @@ class RaftLogStore:
             raise LookupError("there is no snapshot")
         return self._snapshots.data(meta, verified=verified)
 
-    def restore_engine_if_behind(self, engine: Engine) -> bool:
-        """Restore ``engine`` from the latest snapshot if it has applied less than the
-        snapshot holds; returns whether it did. The node then re-applies entries from
-        ``engine.applied_index() + 1``."""
-        snap = self._snapshot
-        if snap is None or engine.applied_index() >= snap.index:
-            return False
-        engine.restore(self.snapshot_chunks(snap), snap.index)
-        return True
-
     def close(self) -> None:
-        """Wait for a background snapshot, then release the files."""
-        if self._executor is not None:
-            self._executor.shutdown(wait=True)
-            self._executor = None
-        self._wal.close()
+        """Release the files."""
+        self._node.close()
 
 
 def open_store(
@@ -331,18 +225,20 @@ def open_store(
     segment_bytes: int = DEFAULT_SEGMENT_BYTES,
     block_bytes: int = DEFAULT_BLOCK_BYTES,
     keep_snapshots: int = DEFAULT_KEEP,
+    fs: FileSystem = OS_FILE_SYSTEM,
 ) -> RaftLogStore:
     """Open a node's storage in ``directory`` (created if missing), repairing a torn WAL tail.
 
     The node's starting point is the returned store's ``initial``. Raises
     :class:`~kvorum.storage.wal.WALCorruptionError`,
+    :class:`~kvorum.storage.wal.WALFormatError`,
     :class:`~kvorum.storage.snapshots.SnapshotCorruptionError` or
-    :class:`StorageCorruptionError` when acknowledged data is damaged.
+    :class:`StorageCorruptionError` when acknowledged data is damaged or unreadable.
     """
     return RaftLogStore(
         directory,
         segment_bytes=segment_bytes,
         block_bytes=block_bytes,
         keep_snapshots=keep_snapshots,
+        fs=fs,
     )
-

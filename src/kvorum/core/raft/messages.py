@@ -67,29 +67,42 @@ class ConfChange:
 
 @dataclass(frozen=True, slots=True)
 class ConfState:
-    """A cluster configuration: who votes, who only listens, who is promoted when caught up."""
+    """A cluster configuration: who votes, who only listens, who is promoted when caught up,
+    and which ids were removed and may never come back.
+
+    Retired ids are why a server that lost its disk must rejoin under a *new* id (as etcd
+    requires): a wiped server that reused its old id would replay an old log saying it votes,
+    and a lagging voter whose configuration is two changes old could then win an election
+    with its vote and that of other removed servers — a majority of a configuration no longer
+    in force, missing entries committed since (found by the simulator).
+    """
 
     voters: frozenset[NodeId]
     learners: frozenset[NodeId] = frozenset()
     auto_promote: frozenset[NodeId] = frozenset()
+    retired: frozenset[NodeId] = frozenset()
 
     def apply(self, change: ConfChange) -> ConfState:
         """The configuration after ``change``; changes that are no-ops return ``self``."""
         n = change.node_id
+        voters, learners, auto = self.voters, self.learners, self.auto_promote
+        retired = self.retired
         if change.kind is ConfChangeKind.ADD_LEARNER:
-            if n in self.voters or n in self.learners:
+            if n in voters or n in learners or n in retired:
                 return self
-            auto = self.auto_promote | {n} if change.auto_promote else self.auto_promote
-            return ConfState(self.voters, self.learners | {n}, auto)
+            auto = auto | {n} if change.auto_promote else auto
+            return ConfState(voters, learners | {n}, auto, retired)
         if change.kind is ConfChangeKind.ADD_VOTER:
-            if n in self.voters:
+            if n in voters or n in retired:
                 return self
-            return ConfState(self.voters | {n}, self.learners - {n}, self.auto_promote - {n})
+            return ConfState(voters | {n}, learners - {n}, auto - {n}, retired)
         if change.kind is ConfChangeKind.PROMOTE:
-            if n not in self.learners:
+            if n not in learners:
                 return self
-            return ConfState(self.voters | {n}, self.learners - {n}, self.auto_promote - {n})
-        return ConfState(self.voters - {n}, self.learners - {n}, self.auto_promote - {n})
+            return ConfState(voters | {n}, learners - {n}, auto - {n}, retired)
+        if n not in voters and n not in learners:
+            return self
+        return ConfState(voters - {n}, learners - {n}, auto - {n}, retired | {n})
 
     @property
     def members(self) -> frozenset[NodeId]:

@@ -341,6 +341,11 @@ class RaftCore:
         n = change.node_id
         if change.kind is ConfChangeKind.ADD_LEARNER and n in self.conf.members:
             raise ProposalDropped(f"node {n} is already a member")
+        if change.kind is ConfChangeKind.ADD_LEARNER and n in self.conf.retired:
+            raise ProposalDropped(
+                f"node id {n} was removed from this group and is never reused; "
+                "add the server under a new id"
+            )
         if change.kind is ConfChangeKind.ADD_VOTER:
             raise ProposalDropped("add servers as learners; they are promoted once caught up")
         if change.kind is ConfChangeKind.PROMOTE and n not in self.conf.learners:
@@ -419,6 +424,58 @@ class RaftCore:
         term = self.log.term(index)
         assert term is not None
         return SnapshotMeta(index, term, conf)
+
+    # --- quiescence ----------------------------------------------------------------------------
+
+    def can_quiesce(self) -> bool:
+        """Whether this leader has nothing to do until something new happens: every member
+        holds and has acknowledged the whole log, which is committed and applied, and no
+        read, transfer or membership change is pending. A host may then stop ticking it (and
+        ask its followers to stop too: :meth:`may_follow_quiesced`)."""
+        log = self.log
+        if self.role is not Role.LEADER or self._msgs or self._heartbeat_wanted:
+            return False
+        if not log.stable_index == log.committed == log.applied == log.last_index:
+            return False
+        if self._pending_reads or self._reads_awaiting_term_commit or self._read_round_wanted:
+            return False
+        if self.lead_transferee is not None or self._pending_conf_index > log.committed:
+            return False
+        for peer in self.conf.members:
+            if peer == self.id:
+                continue
+            pr = self.progress.get(peer)
+            if pr is None or pr.state is not ProgressState.REPLICATE:
+                return False
+            if pr.match_index != log.last_index or not pr.recent_active:
+                return False
+        return True
+
+    def may_follow_quiesced(self, leader: NodeId, term: int, commit: int) -> bool:
+        """Whether this follower may stop ticking because ``leader`` of ``term``, whose log is
+        committed through ``commit``, asked it to: only if it follows that very leader and
+        holds, has committed and has applied exactly that log."""
+        log = self.log
+        return (
+            self.role is Role.FOLLOWER
+            and self.leader_id == leader
+            and self.term == term
+            and log.stable_index == log.last_index == log.committed == log.applied == commit
+            and self._snap_recv is None
+            and not self._msgs
+        )
+
+    def wake(self) -> None:
+        """The host ticks this core again after a pause in which it did not (quiescence).
+
+        The pause took time the core never saw, so nothing measured in ticks across it can be
+        trusted: a leader's lease is void until a new heartbeat round is confirmed, and its
+        CheckQuorum starts a fresh window in which a quorum must be heard from anew."""
+        if self.role is Role.LEADER:
+            self._round_sent_tick.clear()
+            self.election_elapsed = 0
+            for peer, pr in self.progress.items():
+                pr.recent_active = peer == self.id
 
     def _hard_state_changed(self) -> bool:
         # Compared field by field: this runs on every input, and building a HardState to

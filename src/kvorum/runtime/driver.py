@@ -1,0 +1,177 @@
+"""The drive loop: a :class:`~kvorum.host.node.NodeHost` run by asyncio, with a ticker.
+
+Theory of operation: one task owns the host. Inputs (peer messages, client requests, ticks)
+only queue work in the host and call :meth:`HostDriver.wake`; the task then runs rounds until
+the host has nothing left to do. A round's ``persist`` — snapshot files and the one
+``fdatasync`` for every group — runs on a dedicated disk thread while the loop keeps
+accepting connections, parsing requests and queueing them for the next round (etcd's
+"persist in the background, send after"): that is group commit across clients and across
+groups. With ``persist_in_thread=False`` it runs on the loop instead (the thread hop costs
+about what the overlap gains when only one group is busy; ``bench groups`` measures both).
+
+A full disk is survivable: ``persist`` raising :class:`~kvorum.storage.contracts.DiskFullError`
+marks the host ``disk_full`` (new writes are refused with a clear error, reads go on where
+they need no round) and the same round is retried every ``disk_retry_ms`` until the log
+takes it — nothing staged is dropped, so nothing acknowledged is lost and the node recovers
+by itself once space is freed. Any other error in a round is fatal: the node can no longer
+promise anything, so it stops (a supervisor restarts it from disk).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+from kvorum.host.node import NodeHost, Round
+from kvorum.storage.contracts import DiskFullError
+
+log = logging.getLogger(__name__)
+
+
+class HostDriver:
+    """Runs ``host`` on the running loop: :meth:`start`, then :meth:`wake` on every input."""
+
+    def __init__(
+        self,
+        host: NodeHost,
+        *,
+        tick_ms: int,
+        persist_in_thread: bool = True,
+        disk_retry_ms: int = 200,
+        on_fatal: Callable[[BaseException], None] | None = None,
+    ) -> None:
+        self.host = host
+        self.tick_ms = tick_ms
+        self.persist_in_thread = persist_in_thread
+        self.disk_retry_ms = disk_retry_ms
+        self.on_fatal = on_fatal
+        self.fatal_error: BaseException | None = None
+        self._wake = _Wake()
+        self._closing = False
+        self._tasks: list[asyncio.Task[None]] = []
+        self._disk = ThreadPoolExecutor(1, thread_name_prefix="kvorum-disk")
+        self.on_tick: list[Callable[[], None]] = []
+        """Called on the loop after every tick (the node's own periodic chores)."""
+
+    def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._tasks = [
+            loop.create_task(self._drive(), name="kvorum-drive"),
+            loop.create_task(self._ticker(), name="kvorum-ticker"),
+        ]
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def close(self) -> None:
+        """Stop after the round in progress (a snapshot being installed must complete before
+        files are closed)."""
+        self._closing = True
+        self._wake.set()
+        for task in self._tasks[1:]:
+            task.cancel()
+        if self._tasks:
+            drive = self._tasks[0]
+            try:
+                await asyncio.wait_for(asyncio.shield(drive), 10)
+            except (TimeoutError, asyncio.CancelledError, Exception):
+                drive.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._disk.shutdown(wait=True)
+
+    async def _ticker(self) -> None:
+        interval_s = self.tick_ms / 1000
+        loop = asyncio.get_running_loop()
+        next_at = loop.time()
+        while True:
+            next_at += interval_s
+            await asyncio.sleep(max(0.0, next_at - loop.time()))
+            self.host.tick()
+            for chore in self.on_tick:
+                chore()
+            self._wake.set()
+
+    async def _drive(self) -> None:
+        host = self.host
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            if self._closing:
+                return
+            try:
+                while host.has_work() and not self._closing:
+                    rnd = host.start_round()
+                    await self._persist(rnd)
+                    host.finish_round(rnd)
+            except Exception as exc:
+                host.abandon_round()
+                # A failed fsync or apply leaves the node unable to promise anything: stop
+                # rather than serve on half-broken.
+                log.exception("node %d: fatal error in the drive loop", host.node_id)
+                self.fatal_error = exc
+                if self.on_fatal is not None:
+                    self.on_fatal(exc)
+                return
+
+    async def _persist(self, rnd: Round) -> None:
+        host = self.host
+        if not rnd.must_sync:
+            return  # nothing to make durable (rounds with a snapshot always must sync)
+        while True:
+            try:
+                if self.persist_in_thread:
+                    loop = asyncio.get_running_loop()
+                    await loop.run_in_executor(self._disk, host.persist, rnd)
+                else:
+                    host.persist(rnd)
+            except DiskFullError as exc:
+                if not host.disk_full:
+                    log.error(
+                        "node %d: disk full (%s): refusing writes until space is freed",
+                        host.node_id,
+                        exc,
+                    )
+                host.disk_full = True
+                await asyncio.sleep(self.disk_retry_ms / 1000)
+                if self._closing:
+                    raise
+                continue
+            if host.disk_full:
+                log.warning("node %d: the log has room again; writes resume", host.node_id)
+                host.disk_full = False
+            return
+
+
+class _Wake:
+    """What :class:`asyncio.Event` does for the drive task, for one waiter and cheaper: the
+    drive task wakes several times per client request, and Event's waiter list, loop lookup
+    and try/finally cost more than the rest of waking."""
+
+    __slots__ = ("_pending", "_waiter")
+
+    def __init__(self) -> None:
+        self._pending = False
+        self._waiter: asyncio.Future[None] | None = None
+
+    def set(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            self._waiter = None
+            waiter.set_result(None)
+        else:
+            self._pending = True
+
+    def clear(self) -> None:
+        """Forget :meth:`set` calls made before now (the round about to run covers them)."""
+        self._pending = False
+
+    async def wait(self) -> None:
+        """Return once :meth:`set` was called since the last return (at once if it was)."""
+        if self._pending:
+            self._pending = False
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiter = waiter
+        await waiter
