@@ -10,11 +10,13 @@ from typing import Any
 import pytest
 
 from kvorum.core.raft.messages import ConfState, Entry, HardState, SnapshotMeta
+from kvorum.kv.engine import Engine
+from kvorum.kv.key_order import FULL_SPAN
 from kvorum.kv.memory_engine import MemoryEngine
 from kvorum.runtime.engine_snapshots import EngineSnapshotter, restore_engine_if_behind
 from kvorum.storage import (
     CompactedError,
-    LmdbEngine,
+    LmdbKeyspace,
     RaftLogStore,
     StorageCorruptionError,
     open_store,
@@ -28,7 +30,7 @@ def entry(index: int, term: int = 1) -> Entry:
     return Entry(term=term, index=index, data=b"cmd-%d" % index)
 
 
-def fill(store: RaftLogStore, engine: MemoryEngine | LmdbEngine, lo: int, hi: int) -> None:
+def fill(store: RaftLogStore, engine: Engine, lo: int, hi: int) -> None:
     """Append and apply entries lo..hi-1, one save per entry, as a node would."""
     for i in range(lo, hi):
         store.save(HardState(term=1, vote=1, commit=i), [entry(i)])
@@ -81,7 +83,8 @@ def test_entries_and_terms_read_back_from_disk(tmp_path: Path) -> None:
 
 def test_compaction_after_a_background_snapshot(tmp_path: Path) -> None:
     store = open_store(tmp_path / "raft", **SMALL)
-    engine = LmdbEngine(tmp_path / "kv")
+    keyspace = LmdbKeyspace(tmp_path / "kv")
+    engine = keyspace.open_group(0, FULL_SPAN)
     fill(store, engine, 1, 80)
     segments_before = len(list((tmp_path / "raft" / "wal").glob("*.wal")))
     snapshotter = EngineSnapshotter()
@@ -109,7 +112,7 @@ def test_compaction_after_a_background_snapshot(tmp_path: Path) -> None:
     assert restored.get(b"key050") == b"value50" and restored.get(b"key085") is None
     assert not restore_engine_if_behind(reopened, engine)  # LMDB is ahead: nothing to do
     snapshotter.close()
-    engine.close()
+    keyspace.close()
 
 
 def test_a_snapshot_the_wal_never_heard_of_is_adopted_on_open(tmp_path: Path) -> None:

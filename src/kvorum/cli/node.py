@@ -12,6 +12,7 @@ import click
 from kvorum.cli._cluster import node_config_from_toml, parse_peers
 from kvorum.runtime.node import DataDirInUseError, NodeConfig
 from kvorum.runtime.process import NodeFailedError, run, serve
+from kvorum.storage.lmdb_keyspace import KeyspaceFormatError
 from kvorum.storage.raft_log_store import StorageCorruptionError
 from kvorum.storage.snapshots import SnapshotCorruptionError
 from kvorum.storage.wal import WALCorruptionError, WALFormatError
@@ -85,9 +86,13 @@ def command(
     try:
         run(serve(config))
     except (
-        WALCorruptionError, WALFormatError, SnapshotCorruptionError, StorageCorruptionError
+        WALCorruptionError,
+        WALFormatError,
+        SnapshotCorruptionError,
+        StorageCorruptionError,
+        KeyspaceFormatError,
     ) as exc:
-        # Acknowledged data is damaged: say where, and do not start on top of it.
+        # Acknowledged data is damaged or unreadable: say where, and do not start on top of it.
         click.echo(f"kvorum node {config.node_id}: refusing to start: {exc}", err=True)
         sys.exit(3)
     except (DataDirInUseError, NodeFailedError, OSError) as exc:

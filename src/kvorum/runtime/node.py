@@ -5,7 +5,7 @@ the core — a tick, a peer's message, a client's write or read — is queued as
 task woken. The task runs every queued input, then drains the core's readies: a leader's
 appends go out at once (thesis §10.2.1), the hard state and entries are persisted with one
 ``fdatasync``, *then* the other messages are sent, committed entries are applied to the
-state machine (one LMDB transaction per entry), and the core advances. Inputs that arrive
+state machine (one LMDB transaction per ready), and the core advances. Inputs that arrive
 while a ready is being persisted wait for the next round, which is what makes group commit
 happen by itself: every client write that arrived during one fsync goes into the next
 entry, the next fsync and the next AppendEntries.
@@ -64,8 +64,9 @@ from kvorum.core.raft.messages import (
 )
 from kvorum.host.errors import CommitTimeoutError, NoLeaderError, WriteLostError
 from kvorum.kv.commands import encode_entry
+from kvorum.kv.group_machine import KVGroupMachine
+from kvorum.kv.key_order import FULL_SPAN
 from kvorum.kv.replies import ErrorReply, Reply, Verbatim
-from kvorum.kv.state_machine import KVStateMachine, encode_expire_sweep
 from kvorum.runtime.engine_snapshots import EngineSnapshotter, restore_engine_if_behind
 from kvorum.runtime.transport import PeerTransport, TransportConfig
 from kvorum.server.executor import (
@@ -74,16 +75,16 @@ from kvorum.server.executor import (
     InfoSections,
     wall_clock_ms,
 )
-from kvorum.storage.lmdb_engine import LmdbEngine
+from kvorum.storage.lmdb_keyspace import LmdbKeyspace
 from kvorum.storage.raft_log_store import RaftLogStore, open_store
 from kvorum.storage.snapshots import SnapshotSpool, SpooledChunk
 
 log = logging.getLogger(__name__)
 
 SWEEP_EVERY_TICKS = 50
-"""How often (in ticks) the leader proposes an expiry sweep."""
+"""How often (in ticks) the leader asks whether an expiry sweep is due."""
 SWEEP_KEYS = 1000
-"""Keys one sweep examines."""
+"""Most keys one sweep deletes."""
 COMMIT_NOTICE_DELAY_S = 0.002
 """How long a leader holds an AppendEntries that carries no entries (a commit-index notice or
 a probe) before sending it, hoping the next append to that peer carries it instead."""
@@ -220,8 +221,11 @@ class RaftNode:
             )
         self._engine_guard = EngineGuard(config.data_dir)
         self._spool = SnapshotSpool(config.data_dir / "raft" / "incoming")
-        self.engine = LmdbEngine(config.data_dir / "kv", sync=False)
-        self.machine = KVStateMachine(self.engine)
+        self.keyspace = LmdbKeyspace(config.data_dir / "kv", sync=False)
+        # One group today, owning the whole keyspace.
+        self.engine = self.keyspace.open_group(0, FULL_SPAN)
+        self.group_machine = KVGroupMachine(self.engine, sweep_keys=SWEEP_KEYS)
+        self.machine = self.group_machine.kv
         self._bootstrap_if_new()
         restore_engine_if_behind(self.store, self.engine)
         self._snapshotter = EngineSnapshotter()
@@ -252,7 +256,6 @@ class RaftNode:
         self.stats = {"proposals": 0, "entries_applied": 0, "fsyncs": 0, "reads": 0, "forwards": 0}
         self.fatal_error: BaseException | None = None
         self.on_fatal: Callable[[BaseException], None] | None = None
-        self._sweep_start_key = b""
         self._ticks = 0
         self._background: set[asyncio.Task[None]] = set()
         self._held_notices: dict[int, AppendEntries] = {}
@@ -340,8 +343,8 @@ class RaftNode:
             _fail(fut, ExecutorError("TRYAGAIN node shutting down; the request was not applied"))
         self._snapshotter.close()
         self.store.close()
-        self.engine.flush()
-        self.engine.close()
+        self.keyspace.flush()
+        self.keyspace.close()
         self._engine_guard.closed_cleanly()
         self._lock_file.close()
 
@@ -375,11 +378,13 @@ class RaftNode:
 
     async def _sweep_expired(self) -> None:
         """The leader deletes expired keys through the log, so every replica drops them at
-        the same point; replicas never expire keys by their own clocks."""
-        payload = encode_expire_sweep(self.now_ms(), self._sweep_start_key, SWEEP_KEYS)
+        the same point; replicas never expire keys by their own clocks. Nothing is proposed
+        (and nothing written) unless some key may be due."""
+        payload = self.group_machine.housekeeping(self.now_ms())
+        if payload is None:
+            return
         with contextlib.suppress(ExecutorError):
-            (reply,) = await self.write_batch([payload])
-            self._sweep_start_key = reply if isinstance(reply, bytes) else b""
+            await self.write_batch([payload])
 
     def _on_message(self, msg: Any) -> None:
         self.last_contact[msg.src] = time.monotonic()
@@ -520,16 +525,13 @@ class RaftNode:
         return settled
 
     def _apply(self, entries: list[Entry]) -> list[tuple[Entry, list[Reply] | None]]:
-        """Apply committed entries to the state machine, one engine transaction each."""
+        """Apply committed entries to the state machine, in one engine transaction."""
+        first = self.engine.applied_index() + 1
         out: list[tuple[Entry, list[Reply] | None]] = []
-        for e in entries:
-            if e.index <= self.engine.applied_index():
+        for e, replies in zip(entries, self.group_machine.apply(entries), strict=True):
+            if e.index < first:
                 continue  # already in the engine (replayed after a restart)
-            if e.kind is EntryKind.NORMAL and e.data:
-                out.append((e, self.machine.apply_entry(e.data, e.index)))
-            else:
-                self.machine.apply_many([], e.index)  # no-ops and membership: record the index
-                out.append((e, [] if e.kind is EntryKind.CONF_CHANGE else None))
+            out.append((e, replies))
             self.stats["entries_applied"] += 1
         return out
 

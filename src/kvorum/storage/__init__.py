@@ -7,14 +7,20 @@ files (:mod:`~kvorum.storage.snapshots`), and reaches both through
 :class:`~kvorum.storage.node_log.DurableNodeLog`, which keeps the contracts of
 :mod:`~kvorum.storage.contracts` (:mod:`~kvorum.storage.memory` keeps them in memory). The
 single-group runtime uses the facade :class:`~kvorum.storage.raft_log_store.RaftLogStore`.
-The key-value state machine itself lives in LMDB (:mod:`~kvorum.storage.lmdb_engine`). All
+The key-value state machines of all groups live in one LMDB environment
+(:mod:`~kvorum.storage.lmdb_keyspace`), each group a span of one ordered keyspace. All
 file I/O goes through :mod:`~kvorum.storage.fs`, so the simulator can run it over a faulty
 disk. Unlike ``kvorum.core`` this package does real file I/O; it is what "durable" means for
 a node.
 """
 
 from kvorum.storage.contracts import DiskFullError
-from kvorum.storage.lmdb_engine import EngineClosedError, LmdbEngine
+from kvorum.storage.lmdb_keyspace import (
+    EngineClosedError,
+    KeyspaceFormatError,
+    LmdbGroupView,
+    LmdbKeyspace,
+)
 from kvorum.storage.node_log import (
     CompactedError,
     DurableGroupLog,
@@ -42,7 +48,9 @@ __all__ = [
     "DurableNodeLog",
     "EngineClosedError",
     "InitialState",
-    "LmdbEngine",
+    "KeyspaceFormatError",
+    "LmdbGroupView",
+    "LmdbKeyspace",
     "LostGroupData",
     "RaftLogStore",
     "SnapshotCorruptionError",

@@ -147,7 +147,7 @@ class StateMachine(Protocol):
     def applied_index(self) -> int:
         """The index of the last entry whose effects are stored (0 if none)."""
 
-    def apply(self, entries: Sequence[Entry]) -> list[object | None]:
+    def apply(self, entries: Sequence[Entry]) -> Sequence[object | None]:
         """Apply committed ``entries`` (consecutive, starting at ``applied_index() + 1``; any
         at or below it are skipped and get None). One result per entry: what the client that
         proposed it is told, or None for entries that carry no command."""
