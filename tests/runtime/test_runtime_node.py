@@ -17,7 +17,8 @@ import pytest
 
 from kvorum.kv.commands import CommandSpec, check_command, encode_write
 from kvorum.kv.replies import Reply
-from kvorum.runtime.node import EngineGuard, NodeConfig, PeerAddress, RaftNode
+from kvorum.runtime.datadir import EngineGuard
+from kvorum.runtime.node import KvorumNode, NodeConfig, PeerAddress
 from kvorum.server.executor import Consistency
 
 
@@ -41,7 +42,7 @@ def write(args: list[bytes]) -> bytes:
     return encode_write(spec, args, 1_000)
 
 
-async def until_leader(node: RaftNode) -> None:
+async def until_leader(node: KvorumNode) -> None:
     for _ in range(400):
         if node.core.is_leader:
             return
@@ -50,7 +51,7 @@ async def until_leader(node: RaftNode) -> None:
 
 
 async def run_writes(config: NodeConfig, count: int) -> list[object]:
-    node = RaftNode(config)
+    node = KvorumNode(config)
     await node.start()
     try:
         await until_leader(node)
@@ -63,12 +64,13 @@ async def run_writes(config: NodeConfig, count: int) -> list[object]:
 
 
 async def read_all(config: NodeConfig, count: int) -> list[Reply]:
-    node = RaftNode(config)
+    node = KvorumNode(config)
     await node.start()
     try:
         await until_leader(node)
         requests = [[b"GET", b"k%d" % i] for i in range(count)]
-        return await node.read_batch(requests, Consistency.LINEARIZABLE)
+        replies: list[Reply] = await node.read_batch(requests, Consistency.LINEARIZABLE)
+        return replies
     finally:
         await node.close()
 
@@ -94,19 +96,19 @@ def test_engine_kept_after_process_crash_on_the_same_boot(tmp_path: Path) -> Non
     (data / "kv").mkdir(parents=True)
     marker = data / "kv" / "keep"
     marker.write_bytes(b"x")
-    EngineGuard(data)  # running; now "crash" without closing
-    EngineGuard(data)  # restart on the same boot: the page cache kept LMDB intact
+    EngineGuard(data, data / "kv")  # running; now "crash" without closing
+    EngineGuard(data, data / "kv")  # restart on the same boot: the page cache kept LMDB intact
     assert marker.exists()
     state = json.loads((data / "engine-state.json").read_text())
     state["boot_id"] = "another-boot"
     (data / "engine-state.json").write_text(json.dumps(state))
-    EngineGuard(data)
+    EngineGuard(data, data / "kv")
     assert not marker.exists()
 
 
 def test_forwarded_replies_round_trip() -> None:
     from kvorum.kv.replies import ErrorReply, Verbatim
-    from kvorum.runtime.node import pack_replies, unpack_replies
+    from kvorum.kv.results import pack_replies, unpack_replies
 
     replies: list[object] = [
         b"bulk",
@@ -119,14 +121,14 @@ def test_forwarded_replies_round_trip() -> None:
         ErrorReply("ERR x"),
         Verbatim("text"),
     ]
-    assert unpack_replies(pack_replies(replies)) == replies  # type: ignore[arg-type]
+    assert unpack_replies(pack_replies(replies)) == replies
     assert msgpack.unpackb(msgpack.packb([b"x"])) == [b"x"]
 
 
 @pytest.mark.parametrize("count", [1, 64])
 def test_batch_of_writes_is_one_entry(tmp_path: Path, count: int) -> None:
     async def go() -> tuple[int, list[object]]:
-        node = RaftNode(one_node_config(tmp_path / f"n{count}"))
+        node = KvorumNode(one_node_config(tmp_path / f"n{count}"))
         await node.start()
         try:
             await until_leader(node)
@@ -149,7 +151,7 @@ def test_a_node_holds_its_snapshot_as_a_file_view_not_as_bytes(tmp_path: Path) -
     asyncio.run(run_writes(config, 35))
 
     async def check() -> None:
-        node = RaftNode(config)  # restarted: the snapshot comes from its file
+        node = KvorumNode(config)  # restarted: the snapshot comes from its file
         try:
             snap = node.core.snapshot
             assert snap is not None and isinstance(snap.data, SnapshotFileData)

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -121,6 +122,7 @@ class NodeHost:
         send: Callable[[Envelope], None],
         incarnation: int,
         config: HostConfig | None = None,
+        apply_scope: Callable[[], AbstractContextManager[Any]] | None = None,
     ) -> None:
         self.node_id = node_id
         self.node_log = node_log
@@ -133,6 +135,8 @@ class NodeHost:
         """Set by the driver while the log cannot sync for lack of space: writes are refused
         at admission (reads go on), and cleared once a sync succeeds again."""
         self._world = world
+        self._apply_scope = apply_scope or nullcontext
+        """Wraps the applies of a round (one state-machine transaction for every group)."""
         self._transport_send = send
         self._state: dict[GroupId, _GroupState] = {}
         self._awake: set[GroupId] = set()
@@ -337,8 +341,10 @@ class NodeHost:
     def finish_round(self, rnd: Round) -> None:
         """Step 3 (host thread), once :meth:`persist` returned."""
         try:
-            for group, rd in rnd.readies:
-                group.finish(rd)
+            with self._apply_scope():
+                for group, rd in rnd.readies:
+                    group.finish(rd)
+            for group, _ in rnd.readies:
                 self._after_group(group.group_id, group)
             self._flush_heartbeats()
         finally:
