@@ -13,8 +13,9 @@ entry, the next fsync and the next AppendEntries.
 Writes: the leader packs all pending write payloads into one log entry and resolves each
 client's future when that entry is applied here; if a different entry wins that index, the
 write definitely did not happen and the client is told so. A follower forwards writes to the
-leader it knows (:class:`ClientForward`). Without a known leader a request fails at once with
-``CLUSTERDOWN no leader``; a request that cannot finish in time fails with ``TIMEOUT``.
+leader it knows (a NODE :class:`~kvorum.host.messages.ForwardRequest`). Without a known
+leader a request fails at once with ``CLUSTERDOWN no leader``; a request that cannot finish
+in time fails with ``TIMEOUT``.
 Reads: linearizable reads share one ReadIndex round per batch and are served from the local
 state machine once it has applied the read index — on followers too; stale reads are served
 at once.
@@ -56,12 +57,12 @@ from kvorum.core.raft import (
 )
 from kvorum.core.raft.messages import (
     AppendEntries,
-    ClientForward,
-    ClientForwardReply,
     InstallSnapshot,
     RaftMessage,
     SnapshotData,
 )
+from kvorum.core.shape import Envelope, ProtocolId, UnknownGroupError
+from kvorum.host.messages import ForwardReply, ForwardRequest
 from kvorum.kv.commands import encode_entry
 from kvorum.kv.replies import ErrorReply, Reply, Verbatim
 from kvorum.kv.state_machine import KVStateMachine, encode_expire_sweep
@@ -387,12 +388,18 @@ class RaftNode:
             (reply,) = await self.write_batch([payload])
             self._sweep_start_key = reply if isinstance(reply, bytes) else b""
 
-    def _on_message(self, msg: Any) -> None:
-        self.last_contact[msg.src] = time.monotonic()
-        if isinstance(msg, ClientForward):
+    def _on_message(self, env: Envelope) -> None:
+        # This node holds one group: group 0 of Raft (and forwarding for it).
+        if env.group_id != 0 or env.protocol not in (ProtocolId.RAFT, ProtocolId.NODE):
+            raise UnknownGroupError(f"no {env.protocol.name} group {env.group_id} on this node")
+        msg: Any = env.body
+        self.last_contact[env.src] = time.monotonic()
+        if isinstance(msg, ForwardRequest):
             self._submit(lambda: self._accept_forward(msg))
-        elif isinstance(msg, ClientForwardReply):
+        elif isinstance(msg, ForwardReply):
             self._finish_forward(msg)
+        elif env.protocol is ProtocolId.NODE:
+            pass  # coalesced heartbeats: not sent by this runtime
         elif isinstance(msg, InstallSnapshot) and msg.data:
             # Spooled to disk as it arrives: the core keeps a view of the file, not the bytes.
             self._inbox.append((msg, self._spool.store(msg.meta, msg.offset, msg.data)))
@@ -506,7 +513,7 @@ class RaftNode:
                     continue
                 held.pop(msg.dst, None)
             with contextlib.suppress(Exception):  # an unknown peer: Raft tolerates a lost message
-                self.transport.send(msg)
+                self.transport.send(Envelope(ProtocolId.RAFT, 0, msg.src, msg.dst, msg))
 
     def _send_held_notices(self) -> None:
         self._notice_timer = None
@@ -516,7 +523,7 @@ class RaftNode:
         for msg in held.values():
             if msg.term == self.core.term and self.core.is_leader:
                 with contextlib.suppress(Exception):
-                    self.transport.send(msg)
+                    self.transport.send(Envelope(ProtocolId.RAFT, 0, msg.src, msg.dst, msg))
 
     def _apply_and_resolve(self, entries: list[Entry]) -> bool:
         """Apply ``entries`` and settle the proposals waiting on them; True if any did."""
@@ -661,10 +668,10 @@ class RaftNode:
         req_id = next(self._ids)
         self._forwarded[req_id] = writes
         self.stats["forwards"] += 1
-        body = msgpack.packb([p for w in writes for p in w.payloads])
-        forward = ClientForward(self.config.node_id, leader, core.term, req_id, body)
+        payloads = tuple(p for w in writes for p in w.payloads)
+        forward = ForwardRequest(self.config.node_id, leader, req_id, payloads)
         with contextlib.suppress(Exception):
-            self.transport.send(forward)
+            self.transport.send(Envelope(ProtocolId.NODE, 0, forward.src, forward.dst, forward))
 
     def _resolve_proposal(self, entry: Entry, replies: list[Reply] | None) -> bool:
         """Settle the writes proposed at ``entry.index``; False if none were waiting."""
@@ -679,11 +686,10 @@ class RaftNode:
         _split_replies(proposal.writes, replies)
         return True
 
-    def _accept_forward(self, msg: ClientForward) -> None:
+    def _accept_forward(self, msg: ForwardRequest) -> None:
         """The leader side of forwarding: propose the writes, answer when applied."""
         fut: asyncio.Future[list[Reply]] = asyncio.get_running_loop().create_future()
-        payloads = msgpack.unpackb(msg.body)
-        self._pending_writes.append(_PendingWrite(payloads, fut))
+        self._pending_writes.append(_PendingWrite(msg.payloads, fut))
         self._track(fut)
 
         def answer(f: asyncio.Future[list[Reply]]) -> None:
@@ -691,20 +697,18 @@ class RaftNode:
                 return
             exc = f.exception()
             if exc is None:
-                reply = ClientForwardReply(
-                    self.config.node_id, msg.src, 0, msg.req_id, True, pack_replies(f.result())
+                reply = ForwardReply(
+                    self.config.node_id, msg.src, msg.req_id, True, pack_replies(f.result())
                 )
             else:
                 text = exc.reply.message if isinstance(exc, ExecutorError) else "ERR internal error"
-                reply = ClientForwardReply(
-                    self.config.node_id, msg.src, 0, msg.req_id, False, text.encode()
-                )
+                reply = ForwardReply(self.config.node_id, msg.src, msg.req_id, False, text.encode())
             with contextlib.suppress(Exception):
-                self.transport.send(reply)
+                self.transport.send(Envelope(ProtocolId.NODE, 0, reply.src, reply.dst, reply))
 
         fut.add_done_callback(answer)
 
-    def _finish_forward(self, msg: ClientForwardReply) -> None:
+    def _finish_forward(self, msg: ForwardReply) -> None:
         writes = self._forwarded.pop(msg.req_id, None)
         if writes is None:
             return
