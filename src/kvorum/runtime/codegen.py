@@ -135,7 +135,7 @@ def _bad_fields(cls: type, raw: tuple[Any, ...]) -> ValueError:
 
 def _direct(cls: type) -> bool:
     """Whether objects of ``cls`` may be built by writing their slots (no checks skipped)."""
-    return "__post_init__" not in vars(cls) and "__slots__" in vars(cls)
+    return _is_record(cls) and "__post_init__" not in vars(cls) and "__slots__" in vars(cls)
 
 
 class CodeWriter:
