@@ -42,7 +42,7 @@ from __future__ import annotations
 import struct
 import zlib
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
 import msgpack
@@ -147,7 +147,7 @@ class WireProtocol:
     protocol: ProtocolId
     tags: Mapping[type, int]
     retired_tags: frozenset[int] = frozenset()
-    standalone_records: tuple[type, ...] = field(default=())
+    standalone_records: tuple[type, ...] = ()
 
     def __post_init__(self) -> None:
         if not isinstance(self.protocol, ProtocolId):

@@ -208,7 +208,9 @@ class CodeWriter:
         """Statements that check ``v0, v1, ...`` (and ``g``, the group id, when
         ``envelope_checks`` say so) and bind ``o`` to the new ``cls`` object."""
         name = cls.__name__
-        self.namespace[f"_cls_{name}"] = cls
+        known = self.namespace.setdefault(f"_cls_{name}", cls)
+        if known is not cls:  # generated functions are named after their class
+            raise TypeError(f"two classes named {name} in one protocol: {known!r} and {cls!r}")
         body: list[str] = []
         all_checks = [*envelope_checks, *checks]
         if all_checks:
