@@ -50,12 +50,12 @@ async def until_leader(node: KvorumNode) -> None:
     raise AssertionError("a one-node cluster elects itself")
 
 
-async def run_writes(config: NodeConfig, count: int) -> list[object]:
+async def run_writes(config: NodeConfig, count: int) -> list[Reply]:
     node = KvorumNode(config)
     await node.start()
     try:
         await until_leader(node)
-        replies: list[object] = []
+        replies: list[Reply] = []
         for i in range(count):
             replies += await node.write_batch([write([b"SET", b"k%d" % i, b"v%d" % i])])
         return replies
@@ -110,7 +110,7 @@ def test_forwarded_replies_round_trip() -> None:
     from kvorum.kv.replies import ErrorReply, Verbatim
     from kvorum.kv.results import pack_replies, unpack_replies
 
-    replies: list[object] = [
+    replies: list[Reply] = [
         b"bulk",
         "OK",
         7,
@@ -132,10 +132,10 @@ def test_batch_of_writes_is_one_entry(tmp_path: Path, count: int) -> None:
         await node.start()
         try:
             await until_leader(node)
-            before = node.stats["proposals"]
+            before = node.raft_status()["stats"]["proposals"]
             payloads = [write([b"INCR", b"c"]) for _ in range(count)]
             replies = await node.write_batch(payloads)
-            return node.stats["proposals"] - before, list(replies)
+            return node.raft_status()["stats"]["proposals"] - before, list(replies)
         finally:
             await node.close()
 
@@ -152,10 +152,11 @@ def test_a_node_holds_its_snapshot_as_a_file_view_not_as_bytes(tmp_path: Path) -
 
     async def check() -> None:
         node = KvorumNode(config)  # restarted: the snapshot comes from its file
+        await node.start()
         try:
             snap = node.core.snapshot
             assert snap is not None and isinstance(snap.data, SnapshotFileData)
-            engine_chunks = b"".join(node.store.snapshot_chunks(snap.meta))
+            engine_chunks = b"".join(node.node_log.snapshot_store(0).chunks(snap.meta))
             assert snap.data[0 : len(snap.data)] == engine_chunks
         finally:
             await node.close()

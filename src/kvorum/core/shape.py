@@ -63,6 +63,15 @@ class Envelope:
     body: object
 
 
+class UnknownGroupError(LookupError):
+    """A peer's envelope names a group (or a protocol) this node does not hold.
+
+    The receiving host raises it, with a message saying what it lacks, from the transport's
+    ``on_message``; the transport then treats the frame as bad input from that peer: it logs
+    the peer and the message, and drops that peer's connection (nothing else).
+    """
+
+
 @dataclass(slots=True)
 class Ready(Generic[MsgT]):
     """Outputs common to every core: messages to send once the rest is durable."""

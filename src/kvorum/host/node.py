@@ -43,7 +43,7 @@ from typing import Any, cast
 
 from kvorum.core.raft import RaftReady
 from kvorum.core.raft.messages import Heartbeat, HeartbeatResponse, RaftMessage
-from kvorum.core.shape import Envelope, GroupId, NodeId, ProtocolId
+from kvorum.core.shape import Envelope, GroupId, NodeId, ProtocolId, UnknownGroupError
 from kvorum.host.errors import DiskFullRequestError
 from kvorum.host.group import RaftGroup
 from kvorum.host.messages import (
@@ -59,10 +59,6 @@ from kvorum.host.world import HostWorld
 from kvorum.storage.contracts import NodeLog
 
 log = logging.getLogger(__name__)
-
-
-class UnknownGroupError(LookupError):
-    """A peer addressed a group this node does not hold."""
 
 
 @dataclass(frozen=True, slots=True)

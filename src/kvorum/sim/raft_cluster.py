@@ -31,11 +31,11 @@ from functools import partial
 from typing import Any
 
 from kvorum.core.raft import Entry, RaftConfig, RaftCore, RaftReady
-from kvorum.core.shape import Envelope, GroupId
+from kvorum.core.shape import Envelope, GroupId, UnknownGroupError
 from kvorum.host.bootstrap import bootstrap_group, open_core
 from kvorum.host.errors import RequestError
 from kvorum.host.group import GroupConfig, RaftGroup
-from kvorum.host.node import HostConfig, NodeHost, Round, UnknownGroupError
+from kvorum.host.node import HostConfig, NodeHost, Round
 from kvorum.host.waiters import CallbackWaiter
 from kvorum.host.world import TimerHandle
 from kvorum.kv.commands import check_command, encode_write
