@@ -13,7 +13,7 @@ from kvorum.cli._cluster import node_config_from_toml, parse_peers
 from kvorum.runtime.node import DataDirInUseError, NodeConfig
 from kvorum.runtime.process import NodeFailedError, run, serve
 from kvorum.storage.lmdb_keyspace import KeyspaceFormatError
-from kvorum.storage.raft_log_store import StorageCorruptionError
+from kvorum.storage.node_log import StorageCorruptionError
 from kvorum.storage.snapshots import SnapshotCorruptionError
 from kvorum.storage.wal import WALCorruptionError, WALFormatError
 

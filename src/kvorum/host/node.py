@@ -193,7 +193,7 @@ class NodeHost:
         self._heard_from(src)
         body = env.body
         if env.protocol is ProtocolId.RAFT:
-            group = self.group(env.group_id)
+            group = self._addressed(env)
             msg = cast(RaftMessage, body)
             self._deliver(group, msg, wake=not isinstance(msg, HeartbeatResponse))
         elif env.protocol is ProtocolId.NODE:
@@ -202,17 +202,23 @@ class NodeHost:
             elif isinstance(body, NodeHeartbeatResponse):
                 self._on_node_heartbeat_response(body)
             elif isinstance(body, ForwardRequest):
-                group = self.group(env.group_id)
+                group = self._addressed(env)
                 self._wake(env.group_id)
                 group.accept_forward(body)
                 self._dirty.add(env.group_id)
             elif isinstance(body, ForwardReply):
-                group = self.group(env.group_id)
+                group = self._addressed(env)
                 group.finish_forward(body)
             else:
                 raise TypeError(f"not a node message: {type(body).__name__}")
         else:
-            raise UnknownGroupError(f"node {self.node_id} hosts no {env.protocol.name} groups")
+            raise UnknownGroupError(f"no {env.protocol.name} group {env.group_id} on this node")
+
+    def _addressed(self, env: Envelope) -> RaftGroup:
+        group = self.groups.get(env.group_id)
+        if group is None:
+            raise UnknownGroupError(f"no RAFT group {env.group_id} on this node")
+        return group
 
     def submit_writes(self, group_id: GroupId, payloads: list[bytes], waiter: Waiter) -> None:
         """Replicate and apply ``payloads`` in ``group_id`` (:meth:`RaftGroup.submit_writes`)."""

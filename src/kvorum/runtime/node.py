@@ -104,7 +104,7 @@ class KvorumNode:
         self.node_log = DurableNodeLog(data_dir / "raft")
         torn = self.node_log.recovery.torn_tail
         if torn is not None:
-            log.warning("node %d: cut a torn WAL tail: %s", config.node_id, torn)
+            log.warning("node %d: repaired a torn WAL tail: %s", config.node_id, torn)
         self.keyspace = LmdbKeyspace(data_dir / "kv", sync=False)
         self.addresses = AddressBook(data_dir, config.peers)
         group_ids = self._open_or_create_groups()
@@ -227,7 +227,8 @@ class KvorumNode:
                     config=group_config,
                     spool=_LazySpool(self._spool_dir / str(gid)),
                     on_conf_change=self._on_conf_change,
-                    request_id_base=host.incarnation << 32,
+                    # Ids travel as 64-bit integers: 31 bits of incarnation, 32 of count.
+                    request_id_base=(host.incarnation & 0x7FFF_FFFF) << 32,
                 )
             )
         driver = HostDriver(

@@ -2,7 +2,8 @@
 
 Theory of operation: an :class:`InteractionEnv` hosts N :class:`RaftCore` instances the way the
 simulator does — after every input (a message, a tick, a local request) the node drains its
-ready, *persists* it to a :class:`MemoryStorage`, *sends* its messages (they join one shared
+ready, *persists* it to in-memory storage that keeps the storage contracts
+(:class:`~kvorum.storage.memory.MemoryNodeLog`), *sends* its messages (they join one shared
 queue, in order), *applies* committed entries to a tiny state machine, then calls ``advance``.
 Nothing moves on its own: messages wait in the queue until a command delivers or drops them,
 and time passes only when a command ticks a node. So a script fixes every interleaving, and
@@ -60,7 +61,7 @@ from kvorum.core.raft.messages import (
 from kvorum.core.raft.messages import (
     RaftMessage as Message,
 )
-from kvorum.sim.memory_storage import MemoryStorage
+from kvorum.storage.memory import MemoryNodeLog, MemorySnapshotStore
 
 MAX_DELIVERIES_PER_STABILIZE = 10_000
 """A ``stabilize`` that has not gone quiet after this many deliveries is a livelock (an error)."""
@@ -157,13 +158,37 @@ def decode_state(data: bytes) -> list[tuple[int, bytes]]:
     return out
 
 
+class _Disk:
+    """One node's durable storage: its log (one group) and its snapshots, by contract."""
+
+    def __init__(self) -> None:
+        self.log = MemoryNodeLog()
+        self.log.create_group(0)
+        self.snapshots = MemorySnapshotStore()
+
+    def save(
+        self, hard_state: HardState | None, entries: list[Entry], snapshot: Snapshot | None
+    ) -> None:
+        """Make a ready's writes durable: the snapshot first, then entries and hard state."""
+        group = self.log.group(0)
+        if snapshot is not None:
+            self.snapshots.write(snapshot.meta, [snapshot.data_bytes()])
+            group.stage_snapshot(snapshot.meta)
+        group.stage(hard_state, entries)
+        self.log.sync()
+
+    def snapshot(self) -> Snapshot | None:
+        meta = self.snapshots.latest()
+        return None if meta is None else Snapshot(meta, self.snapshots.data(meta))
+
+
 @dataclass(slots=True)
 class HarnessNode:
     """One server: its core, its disk, its state machine, and whether it is running."""
 
     node_id: int
     core: RaftCore
-    storage: MemoryStorage
+    storage: _Disk
     applied: list[tuple[int, bytes]] = field(default_factory=list)
     """The state machine: every non-empty command applied so far, as (index, data)."""
     up: bool = True
@@ -230,23 +255,24 @@ class InteractionEnv:
         return Random(self.seed * 1_000_003 + node_id * 1_009 + incarnation)
 
     def _add_node(self, node_id: int) -> HarnessNode:
-        storage = MemoryStorage()
         core = RaftCore(node_id, self.bootstrap, self.config, self._rng_for(node_id, 0))
-        node = HarnessNode(node_id, core, storage)
+        node = HarnessNode(node_id, core, _Disk())
         self.nodes[node_id] = node
         return node
 
     def _restart_core(self, node: HarnessNode, incarnation: int) -> None:
-        s = node.storage
-        node.applied = decode_state(s.snapshot.data_bytes()) if s.snapshot is not None else []
+        disk = node.storage
+        snapshot = disk.snapshot()
+        node.applied = decode_state(snapshot.data_bytes()) if snapshot is not None else []
+        log = disk.log.group(0)
         node.core = RaftCore(
             node.node_id,
             self.bootstrap,
             self.config,
             self._rng_for(node.node_id, incarnation),
-            hard_state=s.hard_state,
-            snapshot=s.snapshot,
-            entries=list(s.entries),
+            hard_state=log.hard_state,
+            snapshot=snapshot,
+            entries=log.entries(log.first_index, log.last_index + 1),
         )
 
     def node(self, node_id: int) -> HarnessNode:
@@ -307,7 +333,7 @@ class InteractionEnv:
                 self._print(f"{nid}: persist {format_hard_state(rd.hard_state)}")
             if rd.entries:
                 self._print(f"{nid}: persist entries [{' '.join(map(format_entry, rd.entries))}]")
-            node.storage.save(rd)
+            node.storage.save(rd.hard_state, rd.entries, rd.snapshot)
             for msg in rd.all_messages:
                 self._print(format_message(msg))
                 self.queue.append(msg)
@@ -502,11 +528,11 @@ class InteractionEnv:
         hs_term = term if term is not None else (terms[-1] if terms else 0)
         if terms and hs_term < terms[-1]:
             raise ScriptError(f"term {hs_term} is older than the log's last term {terms[-1]}")
-        node.storage = MemoryStorage(
-            HardState(hs_term, vote, commit),
-            None,
-            [Entry(t, i, b"cmd%d" % i) for i, t in enumerate(terms, start=1)],
-        )
+        disk = _Disk()
+        entries = [Entry(t, i, b"cmd%d" % i) for i, t in enumerate(terms, start=1)]
+        disk.log.group(0).stage(HardState(hs_term, vote, commit), entries)
+        disk.log.sync()
+        node.storage = disk
         node.up = False
         return self.restart(node_id)
 
@@ -558,7 +584,7 @@ class InteractionEnv:
         except ValueError as exc:
             raise ScriptError(str(exc)) from None
         snap = Snapshot(meta, encode_state([a for a in node.applied if a[0] <= index]))
-        node.storage.compact(snap)
+        node.storage.save(None, [], snap)
         core.compact(snap)
         return (
             f"{node_id}: snapshot {meta.term}:{meta.index} ({len(snap.data)} bytes),"
