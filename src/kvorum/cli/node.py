@@ -37,6 +37,18 @@ from kvorum.storage.wal import WALCorruptionError, WALFormatError
     default=None,
     help="Largest value a client may send (default 512 MiB, as Redis).",
 )
+@click.option(
+    "--groups",
+    type=int,
+    default=None,
+    help="Raft groups the keyspace is cut into, fixed when the cluster is created (default 1).",
+)
+@click.option(
+    "--seed",
+    type=int,
+    default=None,
+    help="Seed of the node's random choices (to replay a run; default: drawn and logged).",
+)
 @click.option("--log-level", default="INFO", show_default=True)
 def command(
     config_file: Path | None,
@@ -47,6 +59,8 @@ def command(
     join: bool | None,
     snapshot_every: int | None,
     max_value_bytes: int | None,
+    groups: int | None,
+    seed: int | None,
     log_level: str,
 ) -> None:
     """Run one kvorum node: Raft over TCP, data on disk, Redis protocol for clients."""
@@ -57,6 +71,8 @@ def command(
             "data_dir": str(data_dir) if data_dir else None,
             "cluster_id": cluster_id,
             "join": join,
+            "groups": groups,
+            "seed": seed,
         }
         if peers:
             overrides["peers"] = {
@@ -72,7 +88,11 @@ def command(
             peers=parse_peers(peers),
             cluster_id=cluster_id or "kvorum",
             join=bool(join),
+            groups=groups or 1,
+            seed=seed,
         )
+    if config.groups < 1:
+        raise click.BadParameter("must be >= 1", param_hint="--groups")
     if snapshot_every is not None:
         if snapshot_every < 1:
             raise click.BadParameter("must be >= 1", param_hint="--snapshot-every")

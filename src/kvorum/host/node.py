@@ -501,6 +501,12 @@ class NodeHost:
         self._peer_incarnation[peer] = incarnation
         if before is not None and before != incarnation:
             self._wake_led_by(peer, "restarted")
+            # Its groups forgot who leads them: the ones led here must tell it, and a
+            # quiesced group sends nothing until woken.
+            for gid, state in self._state.items():
+                core = self.groups[gid].core
+                if state.quiesced and core.is_leader and peer in core.conf.members:
+                    self._wake(gid)
 
     def _housekeeping(self) -> None:
         now_ms = self._world.wall_ms()

@@ -108,6 +108,11 @@ class NodeLog(Protocol):
         Returns only when it would survive a crash. :class:`DiskFullError`: nothing lost,
         retry later. Any other exception: the log refuses further use."""
 
+    def space_low(self) -> bool:
+        """Whether the disk is about to run out: the log still takes Raft's own writes, but
+        a host should refuse new client writes until this turns false again. Measured anew
+        on every call (cheap enough to ask once a tick)."""
+
     def close(self) -> None:
         """Release files; staged writes not yet synced are dropped (as a crash would)."""
 

@@ -161,6 +161,8 @@ class MemoryNodeLog:
         self._new: set[GroupId] = set()
         self.syncs = 0
         """How many times :meth:`sync` ran (tests count fsyncs with it)."""
+        self.low_on_space = False
+        """What :meth:`space_low` says (tests set it)."""
 
     def group_ids(self) -> list[GroupId]:
         return sorted(self._groups)
@@ -184,6 +186,9 @@ class MemoryNodeLog:
             if log._staged:
                 log._sync()
         self.syncs += 1
+
+    def space_low(self) -> bool:
+        return self.low_on_space
 
     def crash(self) -> MemoryNodeLog:
         """What a node restarted after a power cut finds: only what was synced."""

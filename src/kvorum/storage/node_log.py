@@ -38,6 +38,9 @@ from kvorum.storage.wal import (
     WALRecovery,
 )
 
+LOW_SPACE_BYTES = 32 * 1024 * 1024
+"""Free disk below which a node stops taking client writes (a few segments' zero-fill)."""
+
 
 class CompactedError(LookupError):
     """The requested entries were folded into a snapshot and are no longer in the log."""
@@ -239,9 +242,11 @@ class DurableNodeLog:
         segment_bytes: int = DEFAULT_SEGMENT_BYTES,
         block_bytes: int = DEFAULT_BLOCK_BYTES,
         keep_snapshots: int = DEFAULT_KEEP,
+        low_space_bytes: int = LOW_SPACE_BYTES,
     ) -> None:
         """Open (or create) the node's storage in ``directory``: replay the WAL (repairing a
         torn tail, see :attr:`recovery`) and reconcile each group with its snapshots.
+        ``low_space_bytes``: below this much free disk, :meth:`space_low` says so.
 
         Raises :class:`~kvorum.storage.wal.WALCorruptionError`,
         :class:`~kvorum.storage.wal.WALFormatError`,
@@ -251,6 +256,7 @@ class DurableNodeLog:
         self._dir = Path(directory)
         self._fs = fs
         self._keep_snapshots = keep_snapshots
+        self._low_space_bytes = low_space_bytes
         self._wal = WAL(
             self._dir / "wal", fs=fs, segment_bytes=segment_bytes, block_bytes=block_bytes
         )
@@ -347,6 +353,12 @@ class DurableNodeLog:
             self._groups[g]._synced()
         self._dirty.clear()
         self.syncs += 1
+
+    def space_low(self) -> bool:
+        """Free disk below the low-space mark (one ``statvfs``). Raft's own writes fit in
+        what is left and in the space already zero-filled ahead of the log; client writes
+        should wait (see :mod:`kvorum.runtime.driver`)."""
+        return self._fs.free_bytes(self._dir) < self._low_space_bytes
 
     def close(self) -> None:
         self._wal.close()
