@@ -183,6 +183,9 @@ class RaftGroup:
         self._snapshot_done: SnapshotMeta | None = None
         self._round_ready: RaftReady | None = None
         self.closed = False
+        self.on_work: Callable[[], None] = _nothing
+        """Called when the group has work outside any input (a background snapshot finished):
+        the node marks it for the next round and wakes its driver."""
 
     @property
     def node_id(self) -> NodeId:
@@ -423,9 +426,11 @@ class RaftGroup:
         applied = self.machine.applied_index()
         waiting = []
         for index, evaluate, waiter in self._reads_ready:
+            if waiter.done():
+                continue  # it timed out meanwhile
             if applied < index:
                 waiting.append((index, evaluate, waiter))
-            elif not waiter.done():
+            else:
                 try:
                     settle(waiter, evaluate())
                 except Exception as exc:  # one bad read must not stop the others
@@ -485,6 +490,7 @@ class RaftGroup:
                 log.error("group %d: snapshot at %d failed: %r", self.group_id, index, error)
                 return
             self._snapshot_done = meta
+            self.on_work()  # a round must adopt it, even if nothing else happens here
 
         self._world.run_in_background(lambda: self.snapshots.write(meta, chunks), done)
 
@@ -515,8 +521,9 @@ class RaftGroup:
             fail(waiter, _SHUTDOWN_NOT_APPLIED)
 
     def prune_forwarded(self, forget_before_ms: float) -> None:
-        """Forget forwarded batches whose every waiter already gave up (timed out), and the
-        names of batches accepted before ``forget_before_ms`` (no copy is still in flight)."""
+        """Forget forwarded batches and read indexes whose every waiter already gave up
+        (timed out), and the names of batches accepted before ``forget_before_ms`` (no copy
+        is still in flight)."""
         seen = self._seen_forwards
         if seen:
             for key in [k for k, at in seen.items() if at < forget_before_ms]:
@@ -525,10 +532,19 @@ class RaftGroup:
             gone = [k for k, ws in self._forwarded.items() if all(w.waiter.done() for w in ws)]
             for req_id in gone:
                 del self._forwarded[req_id]
+        if self._reads_by_ctx:
+            # A read index whose answer was lost never comes back; its readers timed out.
+            stale = [c for c, rs in self._reads_by_ctx.items() if all(w.done() for _, w in rs)]
+            for ctx in stale:
+                del self._reads_by_ctx[ctx]
 
 
 _SHUTDOWN_MAYBE_APPLIED = RequestError("TIMEOUT node shutting down; the write may still be applied")
 _SHUTDOWN_NOT_APPLIED = RequestError("TRYAGAIN node shutting down; the request was not applied")
+
+
+def _nothing() -> None:
+    """The default :attr:`RaftGroup.on_work`, for a group not hosted yet."""
 
 
 def request_error(exc: Exception) -> RequestError:

@@ -149,6 +149,8 @@ class NodeHost:
         self._pending_ticks = 0
         self._to_wake: set[GroupId] = set()
         self._in_round = False
+        self.on_work: Callable[[], None] = _ignore_work
+        """Called when work appears outside any input call (the driver wakes up on it)."""
 
     # --- groups and peers ----------------------------------------------------------------------
 
@@ -161,6 +163,7 @@ class NodeHost:
         self._state[gid] = _GroupState()
         self._awake.add(gid)
         self._dirty.add(gid)
+        group.on_work = lambda: self._work_for(gid)
 
     def set_peers(self, peers: Iterable[NodeId]) -> None:
         """The other nodes this one keeps liveness with (every member of any group)."""
@@ -287,6 +290,10 @@ class NodeHost:
                 state.quiescing = True
 
     # --- rounds --------------------------------------------------------------------------------
+
+    def _work_for(self, gid: GroupId) -> None:
+        self._dirty.add(gid)
+        self.on_work()
 
     def has_work(self) -> bool:
         return bool(self._dirty or self._actions or self._pending_ticks)
@@ -521,6 +528,10 @@ class NodeHost:
                 continue
             self.stats.housekeeping_proposals += 1
             self.submit_writes(gid, [payload], CallbackWaiter(_ignore_result))
+
+
+def _ignore_work() -> None:
+    """The default :attr:`NodeHost.on_work`: a driver that polls ``has_work`` needs nothing."""
 
 
 def _ignore_result(result: Any, error: BaseException | None) -> None:

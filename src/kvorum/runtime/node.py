@@ -238,6 +238,7 @@ class KvorumNode:
             on_fatal=self._fatal,
         )
         self._driver = driver
+        host.on_work = driver.wake
         self.requests = RequestRouter(host, self.router, self.machines, self.now_ms, driver.wake)
         peers = {i: a.raft for i, a in self.addresses.addresses.items() if i != cfg.node_id}
         host.set_peers(peers)
