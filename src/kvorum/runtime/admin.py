@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -56,9 +55,9 @@ class Admin:
         status = host.group(group_id).core.status().to_dict()
         status["group"] = group_id
         status["applied"] = node.machines[group_id].applied_index()
-        now = time.monotonic()
+        now_ms = node.host_world.monotonic_ms()
         status["last_contact_ms"] = {
-            str(p): int((now - t) * 1000) for p, t in sorted(node.last_contact.items())
+            str(p): int(now_ms - t) for p, t in sorted(node.last_contact.items())
         }
         stats = host.stats
         totals = _group_totals(host.groups.values())

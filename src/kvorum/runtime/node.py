@@ -24,7 +24,6 @@ import asyncio
 import logging
 import random
 import shutil
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -118,12 +117,12 @@ class KvorumNode:
         self._spool_dir = data_dir / "raft" / "incoming"
         shutil.rmtree(self._spool_dir, ignore_errors=True)
         self.last_contact: dict[int, float] = {}
+        """When each peer was last heard from (the host world's monotonic ms)."""
         self.transport: PeerTransport | None = None
         self.requests: RequestRouter | None = None
         self.admin_commands = Admin(self)
         self.fatal_error: BaseException | None = None
         self.on_fatal: Callable[[BaseException], None] | None = None
-        self.started_at = time.monotonic()
         self._world: AsyncioWorld | None = None
         self._host: NodeHost | None = None
         self._driver: HostDriver | None = None
@@ -159,6 +158,11 @@ class KvorumNode:
     def host(self) -> NodeHost:
         assert self._host is not None, "the node is not started"
         return self._host
+
+    @property
+    def host_world(self) -> AsyncioWorld:
+        assert self._world is not None, "the node is not started"
+        return self._world
 
     @property
     def driver(self) -> HostDriver:
@@ -285,7 +289,7 @@ class KvorumNode:
             log.debug("node %d: could not send to %d", self.config.node_id, env.dst)
 
     def _on_message(self, env: Envelope) -> None:
-        self.last_contact[env.src] = time.monotonic()
+        self.last_contact[env.src] = self.host_world.monotonic_ms()
         self.host.receive(env)  # UnknownGroupError reaches the transport, which drops the peer
         self.driver.wake()
 
