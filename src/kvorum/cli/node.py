@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from kvorum.cli._cluster import node_config_from_toml, parse_peers
+from kvorum.host.bootstrap import StorageMismatchError
 from kvorum.runtime.node import DataDirInUseError, NodeConfig
 from kvorum.runtime.process import NodeFailedError, run, serve
 from kvorum.storage.lmdb_keyspace import KeyspaceFormatError
@@ -111,6 +112,7 @@ def command(
         SnapshotCorruptionError,
         StorageCorruptionError,
         KeyspaceFormatError,
+        StorageMismatchError,
     ) as exc:
         # Acknowledged data is damaged or unreadable: say where, and do not start on top of it.
         click.echo(f"kvorum node {config.node_id}: refusing to start: {exc}", err=True)

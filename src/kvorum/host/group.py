@@ -36,6 +36,11 @@ Snapshots. When enough entries were applied since the last snapshot, the group t
 point-in-time copy of its state machine and has it written in the background; once durable
 it is recorded in the log (so entries it holds may be deleted) and handed to the core to
 send to followers that fall behind.
+
+Repair. A group whose storage lost acknowledged entries starts fenced (see
+:func:`kvorum.host.bootstrap.open_core`); :meth:`RaftGroup.repair_status` says where that
+stands, for status displays, and the group logs once when the repair is complete
+("repaired entries 120-184 of group 3 from node 2").
 """
 
 from __future__ import annotations
@@ -62,6 +67,8 @@ from kvorum.core.raft.messages import (
     SnapshotData,
     SnapshotMeta,
 )
+from kvorum.core.raft.repair import RepairReport
+from kvorum.core.raft.status import repair_dict
 from kvorum.core.shape import Envelope, GroupId, NodeId, ProtocolId
 from kvorum.host.errors import NoLeaderError, RequestError, RetryableError, WriteLostError
 from kvorum.host.messages import ForwardReply, ForwardRequest
@@ -182,6 +189,8 @@ class RaftGroup:
         self._snapshotting = False
         self._snapshot_done: SnapshotMeta | None = None
         self._round_ready: RaftReady | None = None
+        self._repair_pending = core.fenced
+        self._repair_completed_ms: float | None = None
         self.closed = False
         self.on_work: Callable[[], None] = _nothing
         """Called when the group has work outside any input (a background snapshot finished):
@@ -190,6 +199,22 @@ class RaftGroup:
     @property
     def node_id(self) -> NodeId:
         return self.core.node_id
+
+    def repair_report(self) -> RepairReport | None:
+        """Entries storage lost in this group and where fetching them again stands (None:
+        nothing was lost since the node started); ``describe(group_id)`` words it."""
+        return self.core.repair
+
+    def repair_status(self) -> dict[str, Any] | None:
+        """:meth:`repair_report` as plain data for ``KVORUM STATUS``: the lost range, whether
+        it is done, from which node, when (wall-clock ms), and a sentence saying so."""
+        report = self.core.repair
+        if report is None:
+            return None
+        out = repair_dict(report)
+        out["completed_at_ms"] = self._repair_completed_ms
+        out["text"] = report.describe(self.group_id)
+        return out
 
     # --- inputs (host thread) ------------------------------------------------------------------
 
@@ -339,6 +364,12 @@ class RaftGroup:
         self.core.advance(rd)
         self._serve_ready_reads()
         self._maybe_snapshot()
+        if self._repair_pending and not self.core.fenced:
+            self._repair_pending = False
+            self._repair_completed_ms = self._world.wall_ms()
+            report = self.core.repair
+            if report is not None:
+                log.info("node %d: %s", self.node_id, report.describe(self.group_id))
 
     def serve_reads(self) -> None:
         """Serve reads whose read index is applied (also called between rounds)."""

@@ -8,8 +8,9 @@ touches a core directly. The commands:
 - ``KVORUM STATUS [GROUP g]``: JSON. Its top level describes group 0 (role, term, leader,
   commit, applied, progress — what ``kvorum status`` has always shown), plus the node (id,
   incarnation, RNG seed, fsyncs, transport counters, addresses) and every group in brief
-  (``groups``: how many, which this node leads, which are quiesced). With ``GROUP g`` the top
-  level describes group g instead.
+  (``groups``: how many, which this node leads, which are quiesced, which are still fetching
+  entries storage damage cost them). With ``GROUP g`` the top level describes group g
+  instead; its ``repair`` says what a repair of lost entries fetched, from whom and when.
 - ``KVORUM MEMBER ADD id raft-addr client-addr [GROUPS g,g,...]`` and ``KVORUM MEMBER REMOVE
   id [GROUPS ...]``: a membership change in every listed group this node leads (default: all
   groups). Groups led elsewhere are named in the error so the caller can ask their leaders.
@@ -54,6 +55,7 @@ class Admin:
         host = node.host
         status = host.group(group_id).core.status().to_dict()
         status["group"] = group_id
+        status["repair"] = host.group(group_id).repair_status()
         status["applied"] = node.machines[group_id].applied_index()
         now_ms = node.host_world.monotonic_ms()
         status["last_contact_ms"] = {
@@ -83,6 +85,7 @@ class Admin:
             "leading": sorted(g for g, grp in host.groups.items() if grp.core.is_leader),
             "quiesced": sum(1 for g in host.groups if host.is_quiesced(g)),
             "awake": host.awake_groups(),
+            "repairing": sorted(g for g, grp in host.groups.items() if grp.core.fenced),
         }
         if node.transport is not None:
             status["transport"] = node.transport.metrics()

@@ -100,7 +100,9 @@ class KvorumNode:
         self.rng, self.seed = node_rng(config.seed)
         log.info("node %d: random seed %d", config.node_id, self.seed)
         self._engine_guard = EngineGuard(data_dir, data_dir / "kv")
-        self.node_log = DurableNodeLog(data_dir / "raft")
+        # Damage to synced WAL batches is repaired from the groups' peers where it can be
+        # (kvorum.core.raft.repair); open_core refuses the groups where it cannot.
+        self.node_log = DurableNodeLog(data_dir / "raft", repair_from_peers=True)
         torn = self.node_log.recovery.torn_tail
         if torn is not None:
             log.warning("node %d: repaired a torn WAL tail: %s", config.node_id, torn)

@@ -109,12 +109,18 @@ def format_message(msg: Message) -> str:
         if msg.success:
             tail = f" ok match={msg.match_index}"
         elif msg.rejected_index == 0:
-            tail = " refused (stale term)"
+            tail = (
+                f" lost entries, log ends at {msg.match_index}"
+                if msg.lost_entries
+                else " refused (stale term)"
+            )
         else:
             tail = (
                 f" refused prev_index={msg.rejected_index}"
                 f" hint=(term {msg.conflict_term}, index {msg.conflict_index})"
             )
+            if msg.lost_entries:
+                tail += f" lost entries, log ends at {msg.match_index}"
     elif isinstance(msg, Heartbeat):
         tail = f" commit={msg.leader_commit} round={msg.round}"
     elif isinstance(msg, HeartbeatResponse):
@@ -273,6 +279,7 @@ class InteractionEnv:
             hard_state=log.hard_state,
             snapshot=snapshot,
             entries=log.entries(log.first_index, log.last_index + 1),
+            repair_fence=log.repair_fence,
         )
 
     def node(self, node_id: int) -> HarnessNode:
@@ -511,6 +518,24 @@ class InteractionEnv:
         self._handle_readies(node)
         return self._take_output()
 
+    def damage(self, node_id: int, lost_from: int) -> str:
+        """Crash ``node_id`` (if running) and restart it on a disk that lost its synced
+        entries from ``lost_from`` on, repaired as the WAL repairs attributable damage: the
+        log cut before the first lost entry, and the core fenced until it has them again."""
+        node = self.node(node_id)
+        if node.up:
+            self._print(self.crash(node_id))
+        try:
+            fence = node.storage.log.damage(0, lost_from, "damaged by the script")
+        except ValueError as exc:
+            raise ScriptError(str(exc)) from None
+        self._print(
+            f"{node_id}: storage lost entries {fence.lost_from}..{fence.acknowledged_index}"
+            f" (acknowledged in term {fence.fence_term} or before)"
+        )
+        self._print(self.restart(node_id))
+        return self._take_output()
+
     def load(
         self,
         node_id: int,
@@ -617,6 +642,13 @@ class InteractionEnv:
         )
         if s.conf.learners:
             line += f" learners={sorted(s.conf.learners)}"
+        if s.repair is not None:
+            r = s.repair
+            what = f"entries {r.fence.lost_from}-{r.fence.acknowledged_index}"
+            if r.completed:
+                line += f" repaired {what} from {r.repaired_from}"
+            else:
+                line += f" fenced: repairing {what}"
         if s.is_leader:
             prs = [
                 f"{p}:{pr.state} match={pr.match_index} next={pr.next_index}"
@@ -776,11 +808,13 @@ COMMANDS: dict[str, Callable[[InteractionEnv, list[str]], str]] = {
         _int(a[0]), ConfChange(ConfChangeKind.REMOVE, _int(a[1]))
     ),
     "compact": lambda env, a: env.compact(_int(a[0]), _int(a[1])),
+    "damage": lambda env, a: env.damage(_int(a[0]), _int(_options(a[1:])["from"])),
 }
 """Every command of the text form besides ``init``. Node lists are ``2`` or ``1,2,3`` or ``all``;
 ``tick IDS N`` ticks them N times, ``tick IDS until-vote`` until one asks for votes;
 filters are ``from=N to=N type=Prefix``. ``load N log=1,1,2 [term=T vote=V commit=C]`` sets
-a node's disk and restarts it."""
+a node's disk and restarts it; ``damage N from=I`` restarts it on a disk that lost its entries
+from index I on (repaired and fenced, as the WAL does)."""
 
 
 # --- scripts -------------------------------------------------------------------------------------

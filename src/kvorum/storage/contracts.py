@@ -26,6 +26,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import Protocol
 
 from kvorum.core.raft.messages import Entry, HardState, SnapshotData, SnapshotMeta
+from kvorum.core.raft.repair import RepairFence
 from kvorum.core.shape import GroupId
 
 
@@ -70,6 +71,13 @@ class GroupLog(LogStore, StableStore, Protocol):
 
     @property
     def group_id(self) -> GroupId: ...
+
+    @property
+    def repair_fence(self) -> RepairFence | None:
+        """Set while the durable log lacks entries it had acknowledged, cut back when storage
+        repaired damage to synced data: the group's Raft core must stay out of elections
+        until it has them again (:mod:`kvorum.core.raft.repair`). Storage lifts it once the
+        durable log satisfies it; None for a log that never lost anything."""
 
     def stage(self, hard_state: HardState | None, entries: Sequence[Entry]) -> None:
         """Queue ``entries`` and then ``hard_state`` to become durable at the next sync.

@@ -233,7 +233,8 @@ class AppendEntriesResponse:
     term: int
     success: bool
     match_index: int
-    """On success: the follower's log matches the leader's up to here."""
+    """On success: the follower's log matches the leader's up to here. With ``lost_entries``:
+    the follower's last index."""
     rejected_index: int = 0
     """On rejection: the ``prev_log_index`` that did not match (to spot stale rejections)."""
     conflict_index: int = 0
@@ -241,6 +242,11 @@ class AppendEntriesResponse:
     the follower's last index + 1 when its log is too short)."""
     conflict_term: int = 0
     """On rejection: the term of the follower's entry at ``rejected_index`` (0 if none)."""
+    lost_entries: bool = False
+    """Never with success. The follower lost entries it had acknowledged (storage damage,
+    repaired on restart) and its log now ends at ``match_index``: the leader lowers its match
+    index for it to that and replicates from there (see :mod:`kvorum.core.raft.repair`). Sent
+    as the answer to a rejected append (``rejected_index`` set) or unprompted (0)."""
 
 
 @dataclass(frozen=True, slots=True)
