@@ -1,11 +1,12 @@
 """The wire codec's messages per second, and frames per second between two real transports.
 
-Theory of operation. Codec rows time :func:`kvorum.runtime.codec.encode` and
-:func:`~kvorum.runtime.codec.decode` on one message in a tight loop for a fixed wall-clock
-window, repeated, and report the median window: AppendEntries carrying 1, 16 and 64 entries of
-100 bytes (the replication hot path) and a Heartbeat (the smallest message). Beside each, the
-obvious dict-based codec — ``dataclasses.asdict`` with field names into msgpack, and the
-classes' constructors on the way back — shows what the generated array codec saves.
+Theory of operation. Codec rows time the wire schema's ``encode`` and ``decode``
+(:class:`kvorum.runtime.codec.WireSchema`) on one Raft message in its envelope in a tight loop
+for a fixed wall-clock window, repeated, and report the median window: AppendEntries carrying
+1, 16 and 64 entries of 100 bytes (the replication hot path) and a Heartbeat (the smallest
+message). Beside each, the obvious dict-based codec — ``dataclasses.asdict`` with field names
+into msgpack, and the classes' constructors on the way back — shows what the generated array
+codec saves.
 
 Loopback rows start two :class:`~kvorum.runtime.transport.PeerTransport` objects in one
 process on one event loop (so the figure is the whole cost of a frame: encode, queue, batched
@@ -31,26 +32,33 @@ import uvloop
 
 from benchmarks.run import machine_line
 from kvorum.core.raft.messages import (
-    MESSAGE_TYPES,
+    RAFT_WIRE_TAGS,
     AppendEntries,
     Entry,
     EntryKind,
     Heartbeat,
-    Message,
+    RaftMessage,
 )
-from kvorum.runtime.codec import decode, encode
+from kvorum.core.shape import Envelope, ProtocolId
 from kvorum.runtime.transport import PeerTransport, TransportConfig
+from kvorum.runtime.wire_schema import WIRE_SCHEMA
+
+encode, decode = WIRE_SCHEMA.encode, WIRE_SCHEMA.decode
 
 ENTRY_DATA_BYTES = 100
 
 
-def append_entries(entry_count: int) -> AppendEntries:
+def append_entries(entry_count: int) -> Envelope:
     entries = tuple(Entry(7, 1_000 + i, bytes(ENTRY_DATA_BYTES)) for i in range(entry_count))
-    return AppendEntries(1, 2, 7, 999, 7, entries, 990)
+    return raft(AppendEntries(1, 2, 7, 999, 7, entries, 990))
 
 
-CASES: list[tuple[str, Message]] = [
-    ("Heartbeat", Heartbeat(1, 2, 7, 990, 12_345)),
+def raft(msg: RaftMessage) -> Envelope:
+    return Envelope(ProtocolId.RAFT, 0, msg.src, msg.dst, msg)
+
+
+CASES: list[tuple[str, Envelope]] = [
+    ("Heartbeat", raft(Heartbeat(1, 2, 7, 990, 12_345))),
     ("AppendEntries, 1 entry", append_entries(1)),
     ("AppendEntries, 16 entries", append_entries(16)),
     ("AppendEntries, 64 entries", append_entries(64)),
@@ -58,23 +66,27 @@ CASES: list[tuple[str, Message]] = [
 
 # --- the dict-based baseline ----------------------------------------------------------------
 
-_BY_NAME = {cls.__name__: cls for cls in MESSAGE_TYPES}
+_BY_NAME = {cls.__name__: cls for cls in RAFT_WIRE_TAGS}
 
 
-def naive_encode(msg: Message) -> bytes:
-    payload: bytes = msgpack.packb({"type": type(msg).__name__, **dataclasses.asdict(msg)})
+def naive_encode(env: Envelope) -> bytes:
+    body = dataclasses.asdict(env.body)  # type: ignore[call-overload]
+    payload: bytes = msgpack.packb({
+        "protocol": int(env.protocol), "group_id": env.group_id,
+        "type": type(env.body).__name__, "body": body})
     return payload
 
 
-def naive_decode(payload: bytes) -> Message:
-    fields = msgpack.unpackb(payload)
-    cls = _BY_NAME[fields.pop("type")]
+def naive_decode(payload: bytes) -> Envelope:
+    outer = msgpack.unpackb(payload)
+    fields = outer["body"]
+    cls = _BY_NAME[outer["type"]]
     if cls is AppendEntries:
         fields["entries"] = tuple(
             Entry(e["term"], e["index"], e["data"], EntryKind(e["kind"]))
             for e in fields["entries"])
-    msg: Message = cls(**fields)
-    return msg
+    msg = cls(**fields)
+    return Envelope(ProtocolId(outer["protocol"]), outer["group_id"], msg.src, msg.dst, msg)
 
 
 # --- timing -----------------------------------------------------------------------------------
@@ -99,12 +111,12 @@ def rate_per_s(call: Callable[[], object], window_s: float, repeats: int) -> tup
     return sorted(measured)[len(measured) // 2]
 
 
-async def loopback(msg: Message, count: int) -> tuple[float, float, int]:
+async def loopback(msg: Envelope, count: int) -> tuple[float, float, int]:
     """Frames/s delivered from one transport to another, CPU share, and frames dropped."""
     received = 0
     done = asyncio.Event()
 
-    def on_message(_: Message) -> None:
+    def on_message(_: Envelope) -> None:
         nonlocal received
         received += 1
         if received == count + 1:  # the warm-up message plus the timed ones
@@ -142,7 +154,7 @@ async def loopback(msg: Message, count: int) -> tuple[float, float, int]:
     return count / wall_s, cpu_share, dropped
 
 
-def run_loopback(msg: Message, count: int, repeats: int, loop_factory: Any) -> tuple[
+def run_loopback(msg: Envelope, count: int, repeats: int, loop_factory: Any) -> tuple[
         float, float, int]:
     measured = []
     for _ in range(repeats):

@@ -148,12 +148,23 @@ class Cluster:
     """Real ``kvorum node`` processes for node ids ``1..size`` (more can be :meth:`reserve`\\ d
     for joining). Use as a context manager: every started process is killed on exit."""
 
-    def __init__(self, root: Path, size: int, snapshot_every: int | None = None) -> None:
+    def __init__(
+        self,
+        root: Path,
+        size: int,
+        snapshot_every: int | None = None,
+        *,
+        groups: int = 1,
+        env: dict[str, str] | None = None,
+    ) -> None:
         if size < 1:
             raise ValueError(f"a cluster needs at least one node, got {size}")
         self.root = root
         root.mkdir(parents=True, exist_ok=True)
         self.snapshot_every = snapshot_every
+        self.groups = groups
+        self.env = env
+        """Extra environment for every node process (test-only switches)."""
         self.ports: dict[int, NodePorts] = {}
         self.procs: dict[int, subprocess.Popen[bytes]] = {}
         self.members = list(range(1, size + 1))
@@ -217,11 +228,14 @@ class Cluster:
             cmd.append("--join")
         if self.snapshot_every is not None:
             cmd += ["--snapshot-every", str(self.snapshot_every)]
+        if self.groups != 1:
+            cmd += ["--groups", str(self.groups)]
+        env = {**os.environ, **self.env} if self.env else None
         with open(self.log_path(node_id), "ab") as log:
             shown = " ".join(["python -m kvorum", *cmd[3:]])
             log.write(f"=== test harness starts: {shown}\n".encode())
             log.flush()
-            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
         self.procs[node_id] = proc
         return proc
 

@@ -6,7 +6,10 @@ connection on the same node; after each bad request the offender must get Redis'
 and be closed, while the other two connections carry on. The error texts are Redis 7's, byte
 for byte, since client libraries match on them. The quorum test kills two of three nodes and
 times every request to the survivor: each must come back as an error — ``CLUSTERDOWN`` or
-``TIMEOUT`` — within :data:`ANSWER_BOUND_S`, however the survivor saw the loss.
+``TIMEOUT`` — within :data:`ANSWER_BOUND_S`, however the survivor saw the loss. The peer
+port gets the same treatment: a frame of an unknown protocol, tag or group, or a hello of
+another wire version, closes that connection with a log line naming the peer, and the
+cluster goes on replicating.
 """
 
 from __future__ import annotations
@@ -16,9 +19,13 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import msgpack
 import pytest
 import redis
-from cluster_harness import HOST, Cluster
+from cluster_harness import HOST, Cluster, wait_until
+
+from kvorum.runtime.codec import Hello, encode_hello, frame
+from kvorum.runtime.wire_schema import WIRE_SCHEMA
 
 ANSWER_BOUND_S = 6.0
 """Longest a client may wait for any answer from a node that lost its quorum."""
@@ -112,17 +119,17 @@ def test_a_value_over_the_configured_maximum_is_refused(cluster: Cluster) -> Non
 
 
 def test_a_key_too_long_for_the_engine_is_refused_and_harms_nothing(cluster: Cluster) -> None:
-    # 511 bytes is one past what the engine stores. Such a key must be refused before it
-    # reaches the log: an entry no replica can apply would stop every node, and again on
-    # every restart.
-    long_key = "k" * 511
+    # 510 bytes is one past what the engine stores (LMDB's 511 less the 2-byte slot prefix).
+    # Such a key must be refused before it reaches the log: an entry no replica can apply
+    # would stop every node, and again on every restart.
+    long_key = "k" * 510
     for node_id in cluster.members[:2]:  # through a follower (forwarded) and the leader
         with cluster.client(node_id) as client:
             for command in (("SET", long_key, "v"), ("MSET", "fine", "1", long_key, "2"),
                             ("GET", long_key), ("DEL", "fine", long_key)):
                 with pytest.raises(redis.ResponseError, match="key is too long"):
                     client.execute_command(*command)
-            assert client.set("k" * 510, "longest") and client.get("k" * 510) == b"longest"
+            assert client.set("k" * 509, "longest") and client.get("k" * 509) == b"longest"
             assert client.get("fine") is None  # the refused MSET wrote nothing
     for node_id in cluster.members:
         with cluster.client(node_id) as client:
@@ -189,3 +196,51 @@ def test_without_a_quorum_requests_fail_fast_and_never_hang(
         assert status is not None
         # A leader cut off from its quorum steps down (CheckQuorum) rather than pose as one.
         assert status["role"] != "leader"
+
+
+
+STRANGER = 9
+"""The node id the bad peer claims: no member's, so nothing real is confused with it."""
+
+BAD_PEER_HEADS = {
+    "unknown-protocol": (9, 0, 4),  # [protocol, group, tag] of an envelope
+    "unknown-tag": (1, 0, 99),
+    "unknown-group": (1, 7, 4),  # a well-formed Raft heartbeat, for a group no node holds
+}
+
+
+def _bad_peer_bytes(kind: str, node_id: int) -> bytes:
+    if kind == "old-wire-version":
+        return frame(msgpack.packb(("kvorum-raft", 1, 0x1234, "kvorum", STRANGER, node_id)))
+    hello = encode_hello(Hello("kvorum", STRANGER, node_id), WIRE_SCHEMA.fingerprint)
+    return frame(hello) + frame(msgpack.packb((*BAD_PEER_HEADS[kind], STRANGER, node_id, 1, 0, 0)))
+
+
+@pytest.mark.parametrize(
+    ("kind", "reason"),
+    [
+        ("unknown-protocol", "unknown protocol 9"),
+        ("unknown-tag", "unknown tag 99 in protocol RAFT"),
+        ("unknown-group", "no RAFT group 7 on this node"),
+        ("old-wire-version", f"node {STRANGER} speaks wire version 1, this node wire version 2"),
+    ],
+)
+def test_a_bad_peer_frame_drops_only_that_connection(
+    cluster: Cluster, kind: str, reason: str
+) -> None:
+    node_id = cluster.members[2]
+    logged = f"dropping the connection from node {STRANGER} at {HOST}:"
+    before = cluster.log_text(node_id).count(logged)
+    with socket.create_connection((HOST, cluster.ports[node_id].raft_port), timeout=5) as peer:
+        peer.sendall(_bad_peer_bytes(kind, node_id))
+        assert _recv_until_closed(peer) == b""  # closed by the node, nothing said
+    wait_until(lambda: cluster.log_text(node_id).count(logged) > before, 10.0, "the log line")
+    line = [x for x in cluster.log_text(node_id).splitlines() if logged in x][-1]
+    assert line.endswith(reason), line
+    # The node's real peer connections carry on: writes replicate, and forward from followers.
+    for via in cluster.members:
+        with cluster.client(via) as client:
+            assert client.set(f"after-{kind}-{via}", "ok")
+    with cluster.client(node_id) as client:
+        for via in cluster.members:
+            assert client.get(f"after-{kind}-{via}") == b"ok"

@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
+import lmdb
 import redis
 from cluster_harness import _port_pool, wait_until
 
@@ -129,6 +132,48 @@ def test_node_from_a_toml_file(tmp_path: Path) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_a_data_folder_of_the_old_layout_is_refused_then_rebuilt(tmp_path: Path) -> None:
+    client_port = consecutive_free_ports(1)
+    raft_port = consecutive_free_ports(1, frozenset({client_port}))
+    config = tmp_path / "node.toml"
+    config.write_text(
+        f'id = 1\ndata_dir = "{tmp_path / "n1"}"\ncluster_id = "upgrade-test"\n'
+        f'[peers]\n1 = {{ raft = "127.0.0.1:{raft_port}", client = "127.0.0.1:{client_port}" }}\n'
+    )
+    command = [*KVORUM, "node", "--config", str(config), "--log-level", "WARNING"]
+
+    def serve_once(check: Callable[[redis.Redis], object]) -> None:
+        proc = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        try:
+            with redis.Redis(port=client_port, socket_timeout=5) as client:
+                check(client)
+            proc.send_signal(signal.SIGTERM)
+            out, _ = proc.communicate(timeout=20)
+            assert proc.returncode == 0, out
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+    serve_once(lambda c: wait_until(lambda: _try_set(c, "kept", "1") or None, 15, "a write"))
+    # What an older kvorum left in kv/: the single-group LMDB layout (format 1).
+    kv_dir = tmp_path / "n1" / "kv"
+    shutil.rmtree(kv_dir)
+    env = lmdb.open(str(kv_dir), max_dbs=2)
+    with env.begin(write=True) as txn:
+        txn.put(b"kkept", b"\x001", db=env.open_db(b"data", txn=txn))
+        txn.put(b"applied_index", (3).to_bytes(8, "big"), db=env.open_db(b"meta", txn=txn))
+    env.close()
+    refused = subprocess.run(command, check=False, capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 3, refused.stderr
+    assert "refusing to start" in refused.stderr and "format 1" in refused.stderr
+    # As the message says: delete the folder, and the node rebuilds it from its log.
+    shutil.rmtree(kv_dir)
+    serve_once(lambda c: wait_until(lambda: _try_get(c, "kept") == b"1" or None, 15, "a read"))
 
 
 def test_node_with_a_broken_toml_file_says_so(tmp_path: Path) -> None:

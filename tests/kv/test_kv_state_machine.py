@@ -18,7 +18,8 @@ from kvorum.kv.commands import (
 )
 from kvorum.kv.memory_engine import MemoryEngine
 from kvorum.kv.replies import ErrorReply, Reply
-from kvorum.kv.state_machine import KVStateMachine, encode_expire_sweep, unpack_value
+from kvorum.kv.state_machine import KVStateMachine, encode_expire_sweep
+from kvorum.kv.values import unpack_value
 
 
 class Node:
@@ -249,7 +250,40 @@ def test_entries_apply_once_atomically_and_see_each_other() -> None:
     assert machine.read([b"get", b"n"], 1) == b"7"
 
 
-def test_expire_sweep_removes_only_expired_keys() -> None:
+def test_expire_sweep_removes_exactly_the_keys_due() -> None:
+    kv = Node()
+    for i in range(10):
+        kv("SET", f"k{i}", "v", "PX", str(100 if i % 2 else 10_000))
+    kv("SET", "plain", "v")
+    assert kv.machine.engine.expiring_count() == 10
+    kv.now_ms += 200
+    deleted: list[Reply] = []
+    index = len(kv.log)
+    while not deleted or deleted[-1]:
+        index += 1
+        deleted.append(kv.machine.apply(encode_expire_sweep(kv.now_ms, 2), index))
+    assert deleted == [2, 2, 1, 0]
+    assert (kv.machine.engine.count(), kv.machine.engine.expiring_count()) == (6, 5)
+    assert kv.machine.read([b"get", b"plain"], kv.now_ms) == b"v"
+    with pytest.raises(ValueError, match="at least one"):
+        encode_expire_sweep(0, 0)
+
+
+def test_a_sweep_leaves_a_key_an_earlier_write_of_its_entry_renewed() -> None:
+    kv = Node()
+    kv("SET", "lease", "v", "PX", "100")
+    kv("SET", "gone", "v", "PX", "100")
+    kv.now_ms += 200
+    persist = encode_write(COMMANDS["pexpire"], [b"pexpire", b"lease", b"5000"], kv.now_ms - 150)
+    replies = kv.machine.apply_many([persist, encode_expire_sweep(kv.now_ms, 10)], 3)
+    # PEXPIRE ran at a time the lease was still alive; the sweep then finds it renewed.
+    assert replies == [1, 1]
+    assert kv.machine.read([b"pttl", b"lease"], kv.now_ms) == 4850
+    assert kv.machine.read([b"exists", b"gone"], kv.now_ms) == 0
+    assert kv.machine.engine.count() == 1
+
+
+def test_the_page_sweep_of_older_logs_still_replays() -> None:
     kv = Node()
     for i in range(10):
         kv("SET", f"k{i}", "v", "PX", str(100 if i % 2 else 10_000))
@@ -258,14 +292,15 @@ def test_expire_sweep_removes_only_expired_keys() -> None:
     index = len(kv.log)
     while True:
         index += 1
-        next_key = kv.machine.apply(encode_expire_sweep(kv.now_ms, start, 3), index)
+        old_sweep = msgpack.packb(
+            [kv.now_ms, [b"\x00expire-sweep", start, b"3"]], use_bin_type=True
+        )
+        next_key = kv.machine.apply(old_sweep, index)
         if next_key is None:
             break
         assert isinstance(next_key, bytes)
         start = next_key
     assert kv.machine.engine.count() == 5
-    with pytest.raises(ValueError, match="at least one"):
-        encode_expire_sweep(0, b"", 0)
 
 
 # -- determinism ------------------------------------------------------------------------------
@@ -314,7 +349,8 @@ def _rejected_before_log(reply: Reply) -> bool:
 
 
 def test_keys_over_the_engine_limit_are_refused_at_admission_and_when_applied() -> None:
-    from kvorum.kv.commands import MAX_KEY_BYTES, check_command
+    from kvorum.kv.commands import check_command
+    from kvorum.kv.key_order import MAX_KEY_BYTES
     from kvorum.kv.replies import ERR_KEY_TOO_LONG
 
     long_key = b"k" * (MAX_KEY_BYTES + 1)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+from dataclasses import replace
 from pathlib import Path
 
 import msgpack
@@ -17,7 +18,8 @@ import pytest
 
 from kvorum.kv.commands import CommandSpec, check_command, encode_write
 from kvorum.kv.replies import Reply
-from kvorum.runtime.node import EngineGuard, NodeConfig, PeerAddress, RaftNode
+from kvorum.runtime.datadir import EngineGuard
+from kvorum.runtime.node import KvorumNode, NodeConfig, PeerAddress
 from kvorum.server.executor import Consistency
 
 
@@ -41,7 +43,7 @@ def write(args: list[bytes]) -> bytes:
     return encode_write(spec, args, 1_000)
 
 
-async def until_leader(node: RaftNode) -> None:
+async def until_leader(node: KvorumNode) -> None:
     for _ in range(400):
         if node.core.is_leader:
             return
@@ -49,12 +51,12 @@ async def until_leader(node: RaftNode) -> None:
     raise AssertionError("a one-node cluster elects itself")
 
 
-async def run_writes(config: NodeConfig, count: int) -> list[object]:
-    node = RaftNode(config)
+async def run_writes(config: NodeConfig, count: int) -> list[Reply]:
+    node = KvorumNode(config)
     await node.start()
     try:
         await until_leader(node)
-        replies: list[object] = []
+        replies: list[Reply] = []
         for i in range(count):
             replies += await node.write_batch([write([b"SET", b"k%d" % i, b"v%d" % i])])
         return replies
@@ -63,12 +65,13 @@ async def run_writes(config: NodeConfig, count: int) -> list[object]:
 
 
 async def read_all(config: NodeConfig, count: int) -> list[Reply]:
-    node = RaftNode(config)
+    node = KvorumNode(config)
     await node.start()
     try:
         await until_leader(node)
         requests = [[b"GET", b"k%d" % i] for i in range(count)]
-        return await node.read_batch(requests, Consistency.LINEARIZABLE)
+        replies: list[Reply] = await node.read_batch(requests, Consistency.LINEARIZABLE)
+        return replies
     finally:
         await node.close()
 
@@ -94,21 +97,21 @@ def test_engine_kept_after_process_crash_on_the_same_boot(tmp_path: Path) -> Non
     (data / "kv").mkdir(parents=True)
     marker = data / "kv" / "keep"
     marker.write_bytes(b"x")
-    EngineGuard(data)  # running; now "crash" without closing
-    EngineGuard(data)  # restart on the same boot: the page cache kept LMDB intact
+    EngineGuard(data, data / "kv")  # running; now "crash" without closing
+    EngineGuard(data, data / "kv")  # restart on the same boot: the page cache kept LMDB intact
     assert marker.exists()
     state = json.loads((data / "engine-state.json").read_text())
     state["boot_id"] = "another-boot"
     (data / "engine-state.json").write_text(json.dumps(state))
-    EngineGuard(data)
+    EngineGuard(data, data / "kv")
     assert not marker.exists()
 
 
 def test_forwarded_replies_round_trip() -> None:
     from kvorum.kv.replies import ErrorReply, Verbatim
-    from kvorum.runtime.node import pack_replies, unpack_replies
+    from kvorum.kv.results import pack_replies, unpack_replies
 
-    replies: list[object] = [
+    replies: list[Reply] = [
         b"bulk",
         "OK",
         7,
@@ -119,21 +122,21 @@ def test_forwarded_replies_round_trip() -> None:
         ErrorReply("ERR x"),
         Verbatim("text"),
     ]
-    assert unpack_replies(pack_replies(replies)) == replies  # type: ignore[arg-type]
+    assert unpack_replies(pack_replies(replies)) == replies
     assert msgpack.unpackb(msgpack.packb([b"x"])) == [b"x"]
 
 
 @pytest.mark.parametrize("count", [1, 64])
 def test_batch_of_writes_is_one_entry(tmp_path: Path, count: int) -> None:
     async def go() -> tuple[int, list[object]]:
-        node = RaftNode(one_node_config(tmp_path / f"n{count}"))
+        node = KvorumNode(one_node_config(tmp_path / f"n{count}"))
         await node.start()
         try:
             await until_leader(node)
-            before = node.stats["proposals"]
+            before = node.raft_status()["stats"]["proposals"]
             payloads = [write([b"INCR", b"c"]) for _ in range(count)]
             replies = await node.write_batch(payloads)
-            return node.stats["proposals"] - before, list(replies)
+            return node.raft_status()["stats"]["proposals"] - before, list(replies)
         finally:
             await node.close()
 
@@ -149,13 +152,34 @@ def test_a_node_holds_its_snapshot_as_a_file_view_not_as_bytes(tmp_path: Path) -
     asyncio.run(run_writes(config, 35))
 
     async def check() -> None:
-        node = RaftNode(config)  # restarted: the snapshot comes from its file
+        node = KvorumNode(config)  # restarted: the snapshot comes from its file
+        await node.start()
         try:
             snap = node.core.snapshot
             assert snap is not None and isinstance(snap.data, SnapshotFileData)
-            engine_chunks = b"".join(node.store.snapshot_chunks(snap.meta))
+            engine_chunks = b"".join(node.node_log.snapshot_store(0).chunks(snap.meta))
             assert snap.data[0 : len(snap.data)] == engine_chunks
         finally:
             await node.close()
 
     asyncio.run(check())
+
+
+def test_a_seeded_node_makes_the_same_random_choices(tmp_path: Path) -> None:
+    # The node's randomness comes from one seeded generator (logged, and shown by KVORUM
+    # STATUS), so a run can be replayed: same seed, same incarnation, same election timeouts.
+    async def choices(data_dir: Path, seed: int | None) -> tuple[int, int, list[int]]:
+        config = replace(one_node_config(data_dir), seed=seed)
+        node = KvorumNode(config)
+        await node.start()
+        try:
+            timeouts = [g.core.randomized_election_timeout for g in node.host.groups.values()]
+            return node.seed, node.host.incarnation, timeouts
+        finally:
+            await node.close()
+
+    first = asyncio.run(choices(tmp_path / "a", 42))
+    again = asyncio.run(choices(tmp_path / "b", 42))
+    other = asyncio.run(choices(tmp_path / "c", None))
+    assert first == again and first[0] == 42
+    assert other[0] != 42 and other[1] != first[1]

@@ -2,24 +2,36 @@
 
 Every test runs its own event loop and ends with ``close()`` on every transport, then checks
 that no task is left behind; unclosed sockets would surface as ResourceWarnings, which the
-suite turns into errors.
+suite turns into errors. Bad input from one peer — an old wire version, an unknown protocol,
+tag or group — must close that peer's connection with a log line naming it, while every
+other connection keeps delivering.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import socket
 import struct
 from collections.abc import Awaitable, Callable, Iterator
 from random import Random
 from typing import Any
 
+import msgpack
 import pytest
 import uvloop
 
-from kvorum.core.raft.messages import AppendEntries, Entry, Heartbeat, Message
-from kvorum.runtime.codec import FrameTooLargeError, Hello, encode, encode_hello, frame
+from kvorum.core.raft.messages import AppendEntries, Entry, Heartbeat, RaftMessage
+from kvorum.core.shape import Envelope, ProtocolId, UnknownGroupError
+from kvorum.host.messages import ForwardRequest
+from kvorum.runtime.codec import (
+    EncodeError,
+    FrameTooLargeError,
+    Hello,
+    encode_hello,
+    frame,
+)
 from kvorum.runtime.transport import (
     DropPolicy,
     PeerTransport,
@@ -29,6 +41,9 @@ from kvorum.runtime.transport import (
     backoff_delay_ms,
     parse_address,
 )
+from kvorum.runtime.wire_schema import WIRE_SCHEMA
+
+FINGERPRINT = WIRE_SCHEMA.fingerprint
 
 CLUSTER = "test-cluster"
 
@@ -53,15 +68,17 @@ class Node:
         self,
         node_id: int,
         cluster_id: str = CLUSTER,
-        on_message: Callable[[Message], None] | None = None,
+        on_message: Callable[[Envelope], None] | None = None,
         **config: Any,
     ) -> None:
-        self.received: list[Message] = []
+        self.received: list[Envelope] = []
         settings: dict[str, Any] = {"reconnect_base_ms": 5.0, "reconnect_max_ms": 50.0}
         settings.update(config)
         self.transport = PeerTransport(
             TransportConfig(cluster_id, node_id, **settings),
-            on_message or self.received.append, Random(node_id))
+            on_message or self.received.append,
+            Random(node_id),
+        )
 
     @property
     def metrics(self) -> dict[str, int]:
@@ -99,8 +116,16 @@ def free_port() -> int:
         return port
 
 
-def heartbeat(src: int, dst: int, round_: int) -> Heartbeat:
-    return Heartbeat(src, dst, term=1, leader_commit=0, round=round_)
+def raft(msg: RaftMessage, group_id: int = 0) -> Envelope:
+    return Envelope(ProtocolId.RAFT, group_id, msg.src, msg.dst, msg)
+
+
+def heartbeat(src: int, dst: int, round_: int, group_id: int = 0) -> Envelope:
+    return raft(Heartbeat(src, dst, term=1, leader_commit=0, round=round_), group_id)
+
+
+def hello_frame(sender: int, receiver: int, cluster_id: str = CLUSTER) -> bytes:
+    return frame(encode_hello(Hello(cluster_id, sender, receiver), FINGERPRINT))
 
 
 LOOPS = [pytest.param(None, id="asyncio"), pytest.param(uvloop.new_event_loop, id="uvloop")]
@@ -115,10 +140,10 @@ def test_two_transports_exchange_messages_in_order(loop_factory: Any) -> None:
         for r in range(200):
             a.transport.send(heartbeat(1, 2, r))
             b.transport.send(heartbeat(2, 1, r))
-        a.transport.send(AppendEntries(1, 2, 1, 0, 0, entries, 0))
+        a.transport.send(raft(AppendEntries(1, 2, 1, 0, 0, entries, 0), group_id=5))
         await wait_until(lambda: len(b.received) == 201 and len(a.received) == 200, "delivery")
         assert b.received[:200] == [heartbeat(1, 2, r) for r in range(200)]
-        assert b.received[200] == AppendEntries(1, 2, 1, 0, 0, entries, 0)
+        assert b.received[200] == raft(AppendEntries(1, 2, 1, 0, 0, entries, 0), group_id=5)
         assert a.received == [heartbeat(2, 1, r) for r in range(200)]
         sent, got = a.metrics, b.metrics
         assert sent["sent_frames"] == 201 and sent["dropped_frames"] == 0
@@ -147,7 +172,8 @@ def test_three_transports_all_pairs() -> None:
             for other in (1, 2, 3):
                 if other != me:
                     assert [m for m in node.received if m.src == other] == [
-                        heartbeat(other, me, r) for r in range(20)]
+                        heartbeat(other, me, r) for r in range(20)
+                    ]
         await close_all(*nodes)
 
     run(body)
@@ -170,8 +196,9 @@ def test_peer_that_is_down_is_reached_after_it_starts(policy: DropPolicy) -> Non
         await wait_until(lambda: len(b.received) == 10, "delivery after reconnect")
         kept = range(15, 25) if policy is DropPolicy.OLDEST else range(10)
         assert b.received == [heartbeat(1, 2, r) for r in kept]
-        assert accepted == ([True] * 25 if policy is DropPolicy.OLDEST
-                            else [True] * 10 + [False] * 15)
+        assert accepted == (
+            [True] * 25 if policy is DropPolicy.OLDEST else [True] * 10 + [False] * 15
+        )
         assert a.metrics["connects"] == 1 and a.metrics["reconnects"] == 0
 
         # The peer restarts on the same port: the sender notices and redials.
@@ -224,13 +251,13 @@ def test_a_peer_that_never_reads_blocks_no_one_and_its_queue_stays_bounded() -> 
                     rounds += 1
                     assert rounds < 5_000, "the sink never filled up"
                     for _ in range(8):
-                        a.transport.send(AppendEntries(1, 2, 1, 0, 0, big, 0))
+                        a.transport.send(raft(AppendEntries(1, 2, 1, 0, 0, big, 0)))
                     await asyncio.sleep(0.0005)
                     assert a.transport.peer_metrics()[2]["queued_frames"] <= 32
                 # The sink is stuck; the healthy peer is not.
                 for r in range(100):
                     a.transport.send(heartbeat(1, 3, r))
-                    a.transport.send(AppendEntries(1, 2, 1, 0, 0, big, 0))
+                    a.transport.send(raft(AppendEntries(1, 2, 1, 0, 0, big, 0)))
                     if r % 10 == 9:
                         await asyncio.sleep(0.001)
                 await wait_until(lambda: len(c.received) == 100, "delivery beside a dead peer")
@@ -261,41 +288,159 @@ async def closed_by_peer(reader: asyncio.StreamReader) -> bool:
     return True
 
 
-BAD_INBOUND = {
-    "http request": lambda: b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
-    "wrong cluster": lambda: frame(encode_hello(Hello("other-cluster", 1, 2))),
-    "wrong receiver": lambda: frame(encode_hello(Hello(CLUSTER, 1, 9))),
-    "garbage after hello": lambda: frame(encode_hello(Hello(CLUSTER, 1, 2)))
-    + frame(b"\xc1\xc1\xc1"),
-    "oversize frame": lambda: frame(encode_hello(Hello(CLUSTER, 1, 2)))
-    + struct.pack(">I", 2**31),
-    "forged sender": lambda: frame(encode_hello(Hello(CLUSTER, 1, 2)))
-    + frame(encode(heartbeat(3, 2, 0))),
+def after_hello(*payloads: object) -> Callable[[], bytes]:
+    """A valid hello from node 3 to node 2, then each payload msgpacked in a frame."""
+    return lambda: hello_frame(3, 2) + b"".join(frame(msgpack.packb(p)) for p in payloads)
+
+
+GOOD_HEARTBEAT = (1, 0, 4, 3, 2, 1, 0, 0)  # RAFT, group 0, Heartbeat from node 3 to node 2
+
+BAD_INBOUND: dict[str, tuple[Callable[[], bytes], str]] = {
+    "http request": (lambda: b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", "is not a hello"),
+    "wrong cluster": (lambda: hello_frame(3, 2, "other-cluster"), "belongs to cluster"),
+    "wrong receiver": (lambda: hello_frame(3, 9), "dialled node 9"),
+    "old wire version": (
+        lambda: frame(msgpack.packb(("kvorum-raft", 1, 0x1234, CLUSTER, 3, 2))),
+        "node 3 speaks wire version 1, this node wire version 2",
+    ),
+    "other schema": (
+        lambda: frame(encode_hello(Hello(CLUSTER, 3, 2), FINGERPRINT ^ 1)),
+        "built from other message definitions",
+    ),
+    "garbage after hello": (lambda: hello_frame(3, 2) + frame(b"\xc1\xc1\xc1"), "malformed"),
+    "oversize frame": (lambda: hello_frame(3, 2) + struct.pack(">I", 2**31), "limit is"),
+    "unknown protocol": (after_hello(GOOD_HEARTBEAT, (9, 0, 4, 3, 2)), "unknown protocol 9"),
+    "protocol not spoken": (after_hello((2, 0, 0, 3, 2)), "unknown protocol 2 (PAXOS"),
+    "unknown tag": (
+        after_hello(GOOD_HEARTBEAT, (1, 0, 99, 3, 2)),
+        "unknown tag 99 in protocol RAFT",
+    ),
+    "retired tag": (after_hello((1, 0, 11, 3, 2, 1, 7, b"")), "tag 11 in protocol RAFT (a retired"),
+    "wrong field type": (after_hello((1, 0, 4, 3, 2, "1", 0, 0)), "wrong field types"),
+    "forged sender": (after_hello((1, 0, 4, 4, 2, 1, 0, 0)), "from 4 to 2"),
+    "unknown group": (after_hello(GOOD_HEARTBEAT, (1, 7, 4, 3, 2, 1, 0, 0)), "no RAFT group 7"),
 }
 
 
-@pytest.mark.parametrize("payload", list(BAD_INBOUND.values()), ids=list(BAD_INBOUND))
-def test_bad_inbound_connection_is_closed_alone(payload: Callable[[], bytes]) -> None:
+def holds_group_0(received: list[Envelope]) -> Callable[[Envelope], None]:
+    """An on_message that holds only group 0 of each protocol, as a one-group node does."""
+
+    def on_message(env: Envelope) -> None:
+        if env.group_id != 0:
+            raise UnknownGroupError(f"no {env.protocol.name} group {env.group_id} on this node")
+        received.append(env)
+
+    return on_message
+
+
+@pytest.mark.parametrize(("payload", "logged"), list(BAD_INBOUND.values()), ids=list(BAD_INBOUND))
+def test_bad_inbound_connection_is_closed_alone_and_the_peer_named(
+    payload: Callable[[], bytes], logged: str, caplog: pytest.LogCaptureFixture
+) -> None:
     async def body() -> None:
-        a, b = Node(1), Node(2)
-        await started(a, b)
+        a, c = Node(1), Node(4)
+        b_received: list[Envelope] = []
+        b = Node(2, on_message=holds_group_0(b_received))
+        await started(a, b, c)
         a.transport.send(heartbeat(1, 2, 0))
-        await wait_until(lambda: len(b.received) == 1, "first delivery")
+        await wait_until(lambda: len(b_received) == 1, "first delivery")
         reader, writer = await raw_connect(b)
         writer.write(payload())
         await writer.drain()
+        a.transport.send(heartbeat(1, 2, 1))  # interleaved with the bad connection's frames
         assert await closed_by_peer(reader)
         writer.close()
         with contextlib.suppress(OSError):
             await writer.wait_closed()
         assert b.metrics["inbound_rejected"] == 1
-        a.transport.send(heartbeat(1, 2, 1))  # the good connection is untouched
-        await wait_until(lambda: len(b.received) == 2, "delivery after the rejection")
-        assert b.received == [heartbeat(1, 2, 0), heartbeat(1, 2, 1)]
-        assert a.metrics["connects"] == 1
-        await close_all(a, b)
+        a.transport.send(heartbeat(1, 2, 2))  # the good connections are untouched
+        c.transport.send(heartbeat(4, 2, 0))
+        await wait_until(
+            lambda: sum(e.src in (1, 4) for e in b_received) == 4, "delivery after the rejection"
+        )
+        assert [e for e in b_received if e.src == 1] == [heartbeat(1, 2, r) for r in range(3)]
+        assert [e for e in b_received if e.src == 4] == [heartbeat(4, 2, 0)]
+        # Frames before the bad one were delivered; nothing after it was.
+        assert all(e.src != 3 or e == heartbeat(3, 2, 0) for e in b_received)
+        a_to_b = a.transport.peer_metrics()[2]
+        assert a_to_b["connects"] == 1 and a_to_b["connections_lost"] == 0
+        await close_all(a, b, c)
 
-    run(body)
+    with caplog.at_level(logging.WARNING, logger="kvorum.runtime.transport"):
+        run(body)
+    (line,) = [
+        r.getMessage() for r in caplog.records if "dropping the connection" in r.getMessage()
+    ]
+    assert line.startswith("node 2: dropping the connection from ")
+    assert logged in line
+    if "hello" not in logged:
+        assert "from node 3 at 127.0.0.1:" in line  # the peer, by node id and address
+
+
+def test_an_envelope_for_a_group_not_held_drops_that_peers_connection_only(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def body() -> None:
+        b_received: list[Envelope] = []
+        a, c = Node(1), Node(3)
+        b = Node(2, on_message=holds_group_0(b_received))
+        await started(a, b, c)
+        a.transport.send(heartbeat(1, 2, 0))
+        await wait_until(lambda: len(b_received) == 1, "first delivery")
+        a.transport.send(heartbeat(1, 2, 1, group_id=7))  # b holds no group 7
+        await wait_until(lambda: b.metrics["inbound_rejected"] == 1, "the refusal")
+        for r in range(20):  # c's connection never noticed
+            c.transport.send(heartbeat(3, 2, r))
+        await wait_until(lambda: sum(e.src == 3 for e in b_received) == 20, "c's delivery")
+        # a's sender finds its connection closed, redials, and group 0 flows again.
+        r = 2
+        while not any(e.src == 1 and e != heartbeat(1, 2, 0) for e in b_received):
+            a.transport.send(heartbeat(1, 2, r))
+            r += 1
+            await asyncio.sleep(0.005)
+        a_to_b, c_to_b = a.transport.peer_metrics()[2], c.transport.peer_metrics()[2]
+        assert a_to_b["connects"] == 2 and a_to_b["connections_lost"] == 1
+        assert c_to_b["connects"] == 1 and c_to_b["connections_lost"] == 0
+        assert [e.src for e in b_received].count(3) == 20
+        assert all(e.group_id == 0 for e in b_received)
+        await close_all(a, b, c)
+
+    with caplog.at_level(logging.WARNING, logger="kvorum.runtime.transport"):
+        run(body)
+    assert any(
+        r.getMessage().startswith("node 2: dropping the connection from node 1 at 127.0.0.1:")
+        and r.getMessage().endswith("no RAFT group 7 on this node")
+        for r in caplog.records
+    )
+
+
+def test_a_node_of_another_wire_version_is_refused_at_connect_time(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """An old node dialling a new one: its hello says version 1 and it never gets further."""
+
+    async def body() -> None:
+        b = Node(2)
+        await b.transport.start()
+        reader, writer = await raw_connect(b)
+        writer.write(frame(msgpack.packb(("kvorum-raft", 1, 0x5EED, CLUSTER, 7, 2))))
+        writer.write(frame(msgpack.packb((4, 7, 2, 1, 0, 0))))  # a version 1 Heartbeat
+        await writer.drain()
+        assert await closed_by_peer(reader)
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+        assert b.received == [] and b.metrics["received_frames"] == 0
+        assert b.metrics["inbound_rejected"] == 1
+        await b.transport.close()
+
+    with caplog.at_level(logging.WARNING, logger="kvorum.runtime.transport"):
+        run(body)
+    (record,) = caplog.records
+    assert record.levelno == logging.WARNING
+    message = record.getMessage()
+    assert message.startswith("node 2: dropping the connection from node 7 at 127.0.0.1:")
+    assert message.endswith(": node 7 speaks wire version 1, this node wire version 2")
 
 
 def test_a_transport_of_another_cluster_is_refused() -> None:
@@ -332,9 +477,9 @@ def test_silent_inbound_connection_times_out() -> None:
 
 def test_callback_errors_are_counted_and_do_not_drop_the_connection() -> None:
     async def body() -> None:
-        seen: list[Message] = []
+        seen: list[Envelope] = []
 
-        def flaky(msg: Message) -> None:
+        def flaky(msg: Envelope) -> None:
             seen.append(msg)
             if len(seen) == 1:
                 raise RuntimeError("application bug")
@@ -360,7 +505,13 @@ def test_send_refuses_what_it_cannot_deliver() -> None:
             a.transport.send(heartbeat(1, 2, 0))
         a.transport.add_peer(2, f"127.0.0.1:{free_port()}")
         with pytest.raises(FrameTooLargeError):
-            a.transport.send(AppendEntries(1, 2, 1, 0, 0, (Entry(1, 1, b"x" * 2000),), 0))
+            a.transport.send(raft(AppendEntries(1, 2, 1, 0, 0, (Entry(1, 1, b"x" * 2000),), 0)))
+        hb = Heartbeat(1, 2, 1, 0, 0)
+        with pytest.raises(EncodeError, match="does not fit"):
+            a.transport.send(Envelope(ProtocolId.NODE, 0, 1, 2, hb))
+        with pytest.raises(EncodeError, match="not a message"):
+            a.transport.send(Envelope(ProtocolId.RAFT, 0, 1, 2, Entry(1, 1)))
+        assert a.transport.send(Envelope(ProtocolId.NODE, 3, 1, 2, ForwardRequest(1, 2, 1, ())))
         with pytest.raises(ValueError, match="itself"):
             a.transport.add_peer(1, "127.0.0.1:1")
         a.transport.remove_peer(2)
@@ -415,10 +566,9 @@ def test_backoff_is_capped_exponential_with_seeded_jitter() -> None:
         backoff_delay_ms(0, 10.0, 1_000.0, rng)
 
 
-
 def test_async_context_manager_starts_and_closes() -> None:
     async def body() -> None:
-        received: list[Message] = []
+        received: list[Envelope] = []
         async with (
             PeerTransport(TransportConfig(CLUSTER, 2), received.append, Random(2)) as b,
             PeerTransport(TransportConfig(CLUSTER, 1), lambda _: None, Random(1)) as a,

@@ -73,6 +73,8 @@ def node_config_from_toml(path: Path, overrides: dict[str, object]) -> NodeConfi
             join=bool(raw.get("join", False)),
             tick_ms=int(raw.get("tick_ms", 20)),
             election_timeout_ticks=int(raw.get("election_timeout_ticks", 15)),
+            groups=int(raw.get("groups", 1)),
+            seed=None if raw.get("seed") is None else int(raw["seed"]),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise click.UsageError(f"{path}: bad node configuration ({exc!r})") from None

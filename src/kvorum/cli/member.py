@@ -1,10 +1,11 @@
 """``kvorum member add|remove``: change a running cluster's membership, one server at a time.
 
-``add`` asks the leader to add the node as a non-voting learner that it promotes to voter by
-itself once the node has caught up (Raft's single-server change, thesis §4); the new node is
-started with ``kvorum node --join`` (for a ``kvorum up`` cluster, ``member add`` starts it).
-``remove`` asks the leader to remove a node; a removed leader steps down once the change
-commits.
+``add`` asks the leader of every group to add the node as a non-voting learner that it
+promotes to voter by itself once the node has caught up (Raft's single-server change, thesis
+§4); the new node is started with ``kvorum node --join`` (for a ``kvorum up`` cluster, ``member
+add`` starts it). ``remove`` asks every group's leader to remove a node; a removed leader steps
+down once the change commits. A removed id is never reused: a server that lost its data
+rejoins under a new id.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from kvorum.cli._cluster import (
     peers_from_json,
     peers_to_json,
 )
-from kvorum.cli.status import cluster_addresses, find_leader
+from kvorum.cli.status import cluster_addresses, fetch_status
 from kvorum.cli.up import start_node_process
 from kvorum.client.resp_client import RespClient, RespError
 from kvorum.runtime.node import PeerAddress
@@ -30,19 +31,41 @@ from kvorum.runtime.transport import parse_address
 
 
 def _ask_leader(addresses: dict[str, str], *args: str | int) -> str:
-    deadline = time.monotonic() + 10
+    """Send ``KVORUM MEMBER *args`` for every group to the node leading it, until every group
+    has taken the change (leaders may move meanwhile: TRYAGAIN answers are retried)."""
+    deadline = time.monotonic() + 30
     last = "no leader found"
+    pending: set[int] | None = None
     while time.monotonic() < deadline:
-        leader = find_leader(addresses)
-        if leader is not None:
-            host, port = parse_address(leader)
-            with RespClient(host, port, timeout_s=10) as c:
-                reply = c.call("KVORUM", "MEMBER", *args)
-            if not isinstance(reply, RespError):
+        leaders: dict[int, str] = {}
+        for addr in addresses.values():
+            st = fetch_status(addr)
+            if not isinstance(st, dict):
+                continue
+            alone = {"count": 1, "leading": [0] if st["role"] == "leader" else []}
+            groups = st.get("groups", alone)
+            if pending is None:
+                pending = set(range(int(groups["count"])))
+            for gid in groups["leading"]:
+                leaders[int(gid)] = addr
+        if pending is not None:
+            by_leader: dict[str, list[int]] = {}
+            for gid in sorted(pending):
+                if gid in leaders:
+                    by_leader.setdefault(leaders[gid], []).append(gid)
+            for addr, gids in by_leader.items():
+                host, port = parse_address(addr)
+                listed = ",".join(map(str, gids))
+                with RespClient(host, port, timeout_s=10) as c:
+                    reply = c.call("KVORUM", "MEMBER", *args, "GROUPS", listed)
+                if not isinstance(reply, RespError):
+                    pending -= set(gids)
+                    continue
+                last = reply.message
+                if not last.startswith("TRYAGAIN"):
+                    raise click.ClickException(last)
+            if not pending:
                 return "OK"
-            last = reply.message
-            if not last.startswith("TRYAGAIN"):
-                break
         time.sleep(0.3)
     raise click.ClickException(last)
 
@@ -88,7 +111,8 @@ def add(
         client_addr = client_addr or f"{chost}:{cport + offset}"
         peers[node_id] = PeerAddress(raft_addr, client_addr)
         if start:
-            proc = start_node_process(data_dir, node_id, peers, join=True)
+            groups = int(cluster.get("groups", 1))
+            proc = start_node_process(data_dir, node_id, peers, join=True, groups=groups)
             click.echo(f"started node {node_id} (pid {proc.pid}), log in {data_dir}")
     if raft_addr is None or client_addr is None:
         raise click.UsageError("--raft and --client are required with --nodes")

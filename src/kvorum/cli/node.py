@@ -10,9 +10,11 @@ from pathlib import Path
 import click
 
 from kvorum.cli._cluster import node_config_from_toml, parse_peers
+from kvorum.host.bootstrap import StorageMismatchError
 from kvorum.runtime.node import DataDirInUseError, NodeConfig
 from kvorum.runtime.process import NodeFailedError, run, serve
-from kvorum.storage.raft_log_store import StorageCorruptionError
+from kvorum.storage.lmdb_keyspace import KeyspaceFormatError
+from kvorum.storage.node_log import StorageCorruptionError
 from kvorum.storage.snapshots import SnapshotCorruptionError
 from kvorum.storage.wal import WALCorruptionError, WALFormatError
 
@@ -36,6 +38,18 @@ from kvorum.storage.wal import WALCorruptionError, WALFormatError
     default=None,
     help="Largest value a client may send (default 512 MiB, as Redis).",
 )
+@click.option(
+    "--groups",
+    type=int,
+    default=None,
+    help="Raft groups the keyspace is cut into, fixed when the cluster is created (default 1).",
+)
+@click.option(
+    "--seed",
+    type=int,
+    default=None,
+    help="Seed of the node's random choices (to replay a run; default: drawn and logged).",
+)
 @click.option("--log-level", default="INFO", show_default=True)
 def command(
     config_file: Path | None,
@@ -46,6 +60,8 @@ def command(
     join: bool | None,
     snapshot_every: int | None,
     max_value_bytes: int | None,
+    groups: int | None,
+    seed: int | None,
     log_level: str,
 ) -> None:
     """Run one kvorum node: Raft over TCP, data on disk, Redis protocol for clients."""
@@ -56,6 +72,8 @@ def command(
             "data_dir": str(data_dir) if data_dir else None,
             "cluster_id": cluster_id,
             "join": join,
+            "groups": groups,
+            "seed": seed,
         }
         if peers:
             overrides["peers"] = {
@@ -71,7 +89,11 @@ def command(
             peers=parse_peers(peers),
             cluster_id=cluster_id or "kvorum",
             join=bool(join),
+            groups=groups or 1,
+            seed=seed,
         )
+    if config.groups < 1:
+        raise click.BadParameter("must be >= 1", param_hint="--groups")
     if snapshot_every is not None:
         if snapshot_every < 1:
             raise click.BadParameter("must be >= 1", param_hint="--snapshot-every")
@@ -85,9 +107,14 @@ def command(
     try:
         run(serve(config))
     except (
-        WALCorruptionError, WALFormatError, SnapshotCorruptionError, StorageCorruptionError
+        WALCorruptionError,
+        WALFormatError,
+        SnapshotCorruptionError,
+        StorageCorruptionError,
+        KeyspaceFormatError,
+        StorageMismatchError,
     ) as exc:
-        # Acknowledged data is damaged: say where, and do not start on top of it.
+        # Acknowledged data is damaged or unreadable: say where, and do not start on top of it.
         click.echo(f"kvorum node {config.node_id}: refusing to start: {exc}", err=True)
         sys.exit(3)
     except (DataDirInUseError, NodeFailedError, OSError) as exc:

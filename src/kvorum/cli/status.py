@@ -52,12 +52,20 @@ def find_leader(addresses: dict[str, str]) -> str | None:
     return best[1] if best else None
 
 
+def _groups_column(status: dict[str, Any]) -> str:
+    groups = status.get("groups")
+    if not isinstance(groups, dict):
+        return "-"
+    return f"{len(groups['leading'])}/{groups['count']} ({groups['awake']})"
+
+
 @click.command("status")
 @data_dir_option
 @click.option("--nodes", help="Or: client addresses host:port,... to ask directly.")
 @click.option("--json", "as_json", is_flag=True, help="Print raw JSON.")
 def command(data_dir: Path, nodes: str | None, as_json: bool) -> None:
-    """Show every node's role, term, commit and applied index, and last contact."""
+    """Show every node's role, term, commit and applied index (of group 0), how many groups it
+    leads and how many are awake (not quiesced), and when it last heard from each peer."""
     addresses = cluster_addresses(data_dir, nodes)
     rows = []
     for name, addr in addresses.items():
@@ -66,7 +74,7 @@ def command(data_dir: Path, nodes: str | None, as_json: bool) -> None:
             click.echo(json.dumps({"node": name, "address": addr, "status": st}))
             continue
         if isinstance(st, str):
-            rows.append((name, addr, st, "", "", "", "", "", ""))
+            rows.append((name, addr, st, "", "", "", "", "", "", ""))
             continue
         contact = st.get("last_contact_ms", {})
         last = ", ".join(f"n{p}:{ms}ms" for p, ms in contact.items()) or "-"
@@ -80,6 +88,7 @@ def command(data_dir: Path, nodes: str | None, as_json: bool) -> None:
                 str(st["commit"]),
                 str(st["applied"]),
                 str(st["last_index"]),
+                _groups_column(st),
                 last,
             )
         )
@@ -94,6 +103,7 @@ def command(data_dir: Path, nodes: str | None, as_json: bool) -> None:
         "commit",
         "applied",
         "last",
+        "groups led/all (awake)",
         "last contact",
     )
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]

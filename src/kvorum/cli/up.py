@@ -60,6 +60,7 @@ def start_node_process(
     peers: dict[int, PeerAddress],
     join: bool = False,
     die_with_parent: bool = False,
+    groups: int = 1,
 ) -> subprocess.Popen[bytes]:
     """Start one node as a child process, its log in ``data_dir/nodeN.log``; with
     ``die_with_parent`` it stops when the starting process goes away."""
@@ -75,6 +76,8 @@ def start_node_process(
         str(data_dir / f"node{node_id}"),
         "--peers",
         peer_spec(peers),
+        "--groups",
+        str(groups),
     ]
     if join:
         cmd.append("--join")
@@ -144,6 +147,12 @@ def _stop_other_nodes(data_dir: Path, ours: set[int]) -> None:
     "--raft-port", default=17001, show_default=True, help="Node i talks Raft on this port + i - 1."
 )
 @click.option(
+    "--groups",
+    default=1,
+    show_default=True,
+    help="Raft groups the keyspace is cut into (a new cluster; each node hosts every group).",
+)
+@click.option(
     "--for-seconds",
     type=float,
     default=None,
@@ -155,24 +164,34 @@ def command(
     host: str,
     client_port: int,
     raft_port: int,
+    groups: int,
     for_seconds: float | None,
 ) -> None:
     """Start a local cluster of NODES processes and keep it running until Ctrl-C."""
     data_dir.mkdir(parents=True, exist_ok=True)
     cluster_file = data_dir / CLUSTER_FILE
     if cluster_file.exists():
-        peers = peers_from_json(load_cluster_file(cluster_file)["peers"])
+        cluster = load_cluster_file(cluster_file)
+        peers = peers_from_json(cluster["peers"])
+        groups = int(cluster.get("groups", 1))
         click.echo(f"resuming the {len(peers)}-node cluster in {data_dir}")
     else:
         if nodes < 1:
             raise click.BadParameter("need at least one node", param_hint="--nodes")
+        if groups < 1:
+            raise click.BadParameter("need at least one group", param_hint="--groups")
         peers = {
             i: PeerAddress(f"{host}:{raft_port + i - 1}", f"{host}:{client_port + i - 1}")
             for i in range(1, nodes + 1)
         }
-        cluster_file.write_text(json.dumps({"peers": peers_to_json(peers)}, indent=2))
-        click.echo(f"starting a new {nodes}-node cluster in {data_dir}")
-    procs = {i: start_node_process(data_dir, i, peers, die_with_parent=True) for i in sorted(peers)}
+        cluster = {"peers": peers_to_json(peers), "groups": groups}
+        cluster_file.write_text(json.dumps(cluster, indent=2))
+        shape = f"{nodes}-node cluster" + (f" of {groups} Raft groups" if groups > 1 else "")
+        click.echo(f"starting a new {shape} in {data_dir}")
+    procs = {
+        i: start_node_process(data_dir, i, peers, die_with_parent=True, groups=groups)
+        for i in sorted(peers)
+    }
     interrupted = False
 
     def on_signal(signum: int, frame: object) -> None:

@@ -10,10 +10,22 @@ the core from the hard state, the snapshot and the log after it, resuming apply 
 state machine stands. :func:`bootstrap_group` is the other way a group starts: every initial
 member writes the same first entries, its initial membership (see
 :func:`kvorum.core.raft.bootstrap_log`).
+
+A group whose storage repaired damage to synced entries (its log's ``repair_fence``) starts
+fenced: its core stays out of elections until a leader has sent the lost entries again
+(:mod:`kvorum.core.raft.repair`), and the start says so in the log. A group of which this
+node is the only voter cannot be repaired that way — nobody else has the entries, and no
+leader can exist while its one voter does not campaign — so :func:`open_core` refuses it
+(:class:`RepairImpossibleError`), with storage's own description of the damage. It judges by
+the configuration the repaired log still holds; if the lost entries changed the membership,
+that picture is older, which can only make it refuse a group that could have been repaired
+(today's behaviour), or leave a group waiting for a leader that cannot come, saying so in its
+status.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from random import Random
 
@@ -21,9 +33,15 @@ from kvorum.core.raft import ConfState, RaftConfig, RaftCore, Snapshot, bootstra
 from kvorum.core.shape import GroupId, NodeId
 from kvorum.storage.contracts import GroupLog, NodeLog, SnapshotStore, StateMachine
 
+log = logging.getLogger(__name__)
+
 
 class StorageMismatchError(Exception):
     """A group's log, snapshots and state machine disagree in a way no crash explains."""
+
+
+class RepairImpossibleError(StorageMismatchError):
+    """A group lost acknowledged entries that no other member of it can supply."""
 
 
 def bootstrap_group(node_log: NodeLog, group_id: GroupId, voters: Iterable[NodeId]) -> GroupLog:
@@ -63,7 +81,8 @@ def open_core(
         snapshot = Snapshot(meta, snapshots.data(meta))
     entries = group_log.entries(group_log.first_index, group_log.last_index + 1)
     # Membership is in the log (bootstrap entries, then changes) or the snapshot.
-    return RaftCore(
+    fence = group_log.repair_fence
+    core = RaftCore(
         node_id,
         ConfState(frozenset()),
         config,
@@ -72,4 +91,21 @@ def open_core(
         snapshot=snapshot,
         entries=entries,
         applied=max(machine.applied_index(), meta.index if meta is not None else 0),
+        repair_fence=fence,
     )
+    if fence is not None and core.fenced:
+        g = group_log.group_id
+        damage = fence.damage or "storage damage"
+        if core.conf.voters == {node_id}:
+            raise RepairImpossibleError(
+                f"{damage}; group {g} lost {fence.describe()}, which it had acknowledged, "
+                "and has no other voter to fetch them from"
+            )
+        log.warning(
+            "group %d: %s; %s lost, fetching them from the group's leader (not voting in "
+            "this group until then)",
+            g,
+            damage,
+            fence.describe(),
+        )
+    return core

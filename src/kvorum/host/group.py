@@ -37,6 +37,11 @@ Snapshots. When enough entries were applied since the last snapshot, the group t
 point-in-time copy of its state machine and has it written in the background; once durable
 it is recorded in the log (so entries it holds may be deleted) and handed to the core to
 send to followers that fall behind.
+
+Repair. A group whose storage lost acknowledged entries starts fenced (see
+:func:`kvorum.host.bootstrap.open_core`); :meth:`RaftGroup.repair_status` says where that
+stands, for status displays, and the group logs once when the repair is complete
+("repaired entries 120-184 of group 3 from node 2").
 """
 
 from __future__ import annotations
@@ -63,6 +68,8 @@ from kvorum.core.raft.messages import (
     SnapshotData,
     SnapshotMeta,
 )
+from kvorum.core.raft.repair import RepairReport
+from kvorum.core.raft.status import repair_dict
 from kvorum.core.shape import Envelope, GroupId, NodeId, ProtocolId
 from kvorum.host.errors import NoLeaderError, RequestError, RetryableError, WriteLostError
 from kvorum.host.messages import ForwardReply, ForwardRequest
@@ -183,11 +190,32 @@ class RaftGroup:
         self._snapshotting = False
         self._snapshot_done: SnapshotMeta | None = None
         self._round_ready: RaftReady | None = None
+        self._repair_pending = core.fenced
+        self._repair_completed_ms: float | None = None
         self.closed = False
+        self.on_work: Callable[[], None] = _nothing
+        """Called when the group has work outside any input (a background snapshot finished):
+        the node marks it for the next round and wakes its driver."""
 
     @property
     def node_id(self) -> NodeId:
         return self.core.node_id
+
+    def repair_report(self) -> RepairReport | None:
+        """Entries storage lost in this group and where fetching them again stands (None:
+        nothing was lost since the node started); ``describe(group_id)`` words it."""
+        return self.core.repair
+
+    def repair_status(self) -> dict[str, Any] | None:
+        """:meth:`repair_report` as plain data for ``KVORUM STATUS``: the lost range, whether
+        it is done, from which node, when (wall-clock ms), and a sentence saying so."""
+        report = self.core.repair
+        if report is None:
+            return None
+        out = repair_dict(report)
+        out["completed_at_ms"] = self._repair_completed_ms
+        out["text"] = report.describe(self.group_id)
+        return out
 
     # --- inputs (host thread) ------------------------------------------------------------------
 
@@ -342,6 +370,12 @@ class RaftGroup:
         self.core.advance(rd)
         self._serve_ready_reads()
         self._maybe_snapshot()
+        if self._repair_pending and not self.core.fenced:
+            self._repair_pending = False
+            self._repair_completed_ms = self._world.wall_ms()
+            report = self.core.repair
+            if report is not None:
+                log.info("node %d: %s", self.node_id, report.describe(self.group_id))
 
     def serve_reads(self) -> None:
         """Serve reads whose read index is applied (also called between rounds)."""
@@ -429,9 +463,11 @@ class RaftGroup:
         applied = self.machine.applied_index()
         waiting = []
         for index, evaluate, waiter in self._reads_ready:
+            if waiter.done():
+                continue  # it timed out meanwhile
             if applied < index:
                 waiting.append((index, evaluate, waiter))
-            elif not waiter.done():
+            else:
                 try:
                     settle(waiter, evaluate())
                 except Exception as exc:  # one bad read must not stop the others
@@ -491,6 +527,7 @@ class RaftGroup:
                 log.error("group %d: snapshot at %d failed: %r", self.group_id, index, error)
                 return
             self._snapshot_done = meta
+            self.on_work()  # a round must adopt it, even if nothing else happens here
 
         self._world.run_in_background(lambda: self.snapshots.write(meta, chunks), done)
 
@@ -521,8 +558,9 @@ class RaftGroup:
             fail(waiter, _SHUTDOWN_NOT_APPLIED)
 
     def prune_forwarded(self, forget_before_ms: float) -> None:
-        """Forget forwarded batches whose every waiter already gave up (timed out), and the
-        names of batches accepted before ``forget_before_ms`` (no copy is still in flight)."""
+        """Forget forwarded batches and read indexes whose every waiter already gave up
+        (timed out), and the names of batches accepted before ``forget_before_ms`` (no copy
+        is still in flight)."""
         seen = self._seen_forwards
         if seen:
             for key in [k for k, at in seen.items() if at < forget_before_ms]:
@@ -531,10 +569,19 @@ class RaftGroup:
             gone = [k for k, ws in self._forwarded.items() if all(w.waiter.done() for w in ws)]
             for req_id in gone:
                 del self._forwarded[req_id]
+        if self._reads_by_ctx:
+            # A read index whose answer was lost never comes back; its readers timed out.
+            stale = [c for c, rs in self._reads_by_ctx.items() if all(w.done() for _, w in rs)]
+            for ctx in stale:
+                del self._reads_by_ctx[ctx]
 
 
 _SHUTDOWN_MAYBE_APPLIED = RequestError("TIMEOUT node shutting down; the write may still be applied")
 _SHUTDOWN_NOT_APPLIED = RequestError("TRYAGAIN node shutting down; the request was not applied")
+
+
+def _nothing() -> None:
+    """The default :attr:`RaftGroup.on_work`, for a group not hosted yet."""
 
 
 def request_error(exc: Exception) -> RequestError:

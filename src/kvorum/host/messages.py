@@ -96,3 +96,13 @@ class NodeHeartbeatResponse:
 
 
 NodeMessage = ForwardRequest | ForwardReply | NodeHeartbeat | NodeHeartbeatResponse
+
+NODE_WIRE_TAGS: dict[type, int] = {
+    ForwardRequest: 0,
+    ForwardReply: 1,
+    NodeHeartbeat: 2,
+    NodeHeartbeatResponse: 3,
+}
+"""Each NODE message's number on the wire (protocol ``NODE``). A number is given once and
+never changes or passes to another class: a new message takes a new number, and a removed
+message's number is never used again."""

@@ -37,12 +37,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any, cast
 
 from kvorum.core.raft import RaftReady
 from kvorum.core.raft.messages import Heartbeat, HeartbeatResponse, RaftMessage
-from kvorum.core.shape import Envelope, GroupId, NodeId, ProtocolId
+from kvorum.core.shape import Envelope, GroupId, NodeId, ProtocolId, UnknownGroupError
 from kvorum.host.errors import DiskFullRequestError
 from kvorum.host.group import RaftGroup
 from kvorum.host.messages import (
@@ -58,10 +59,6 @@ from kvorum.host.world import HostWorld
 from kvorum.storage.contracts import NodeLog
 
 log = logging.getLogger(__name__)
-
-
-class UnknownGroupError(LookupError):
-    """A peer addressed a group this node does not hold."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +118,7 @@ class NodeHost:
         send: Callable[[Envelope], None],
         incarnation: int,
         config: HostConfig | None = None,
+        apply_scope: Callable[[], AbstractContextManager[Any]] | None = None,
     ) -> None:
         self.node_id = node_id
         self.node_log = node_log
@@ -133,6 +131,8 @@ class NodeHost:
         """Set by the driver while the log cannot sync for lack of space: writes are refused
         at admission (reads go on), and cleared once a sync succeeds again."""
         self._world = world
+        self._apply_scope = apply_scope or nullcontext
+        """Wraps the applies of a round (one state-machine transaction for every group)."""
         self._transport_send = send
         self._state: dict[GroupId, _GroupState] = {}
         self._awake: set[GroupId] = set()
@@ -149,6 +149,8 @@ class NodeHost:
         self._pending_ticks = 0
         self._to_wake: set[GroupId] = set()
         self._in_round = False
+        self.on_work: Callable[[], None] = _ignore_work
+        """Called when work appears outside any input call (the driver wakes up on it)."""
 
     # --- groups and peers ----------------------------------------------------------------------
 
@@ -161,6 +163,7 @@ class NodeHost:
         self._state[gid] = _GroupState()
         self._awake.add(gid)
         self._dirty.add(gid)
+        group.on_work = lambda: self._work_for(gid)
 
     def set_peers(self, peers: Iterable[NodeId]) -> None:
         """The other nodes this one keeps liveness with (every member of any group)."""
@@ -193,7 +196,7 @@ class NodeHost:
         self._heard_from(src)
         body = env.body
         if env.protocol is ProtocolId.RAFT:
-            group = self.group(env.group_id)
+            group = self._addressed(env)
             msg = cast(RaftMessage, body)
             self._deliver(group, msg, wake=not isinstance(msg, HeartbeatResponse))
         elif env.protocol is ProtocolId.NODE:
@@ -202,17 +205,23 @@ class NodeHost:
             elif isinstance(body, NodeHeartbeatResponse):
                 self._on_node_heartbeat_response(body)
             elif isinstance(body, ForwardRequest):
-                group = self.group(env.group_id)
+                group = self._addressed(env)
                 self._wake(env.group_id)
                 group.accept_forward(body)
                 self._dirty.add(env.group_id)
             elif isinstance(body, ForwardReply):
-                group = self.group(env.group_id)
+                group = self._addressed(env)
                 group.finish_forward(body)
             else:
                 raise TypeError(f"not a node message: {type(body).__name__}")
         else:
-            raise UnknownGroupError(f"node {self.node_id} hosts no {env.protocol.name} groups")
+            raise UnknownGroupError(f"no {env.protocol.name} group {env.group_id} on this node")
+
+    def _addressed(self, env: Envelope) -> RaftGroup:
+        group = self.groups.get(env.group_id)
+        if group is None:
+            raise UnknownGroupError(f"no RAFT group {env.group_id} on this node")
+        return group
 
     def submit_writes(self, group_id: GroupId, payloads: list[bytes], waiter: Waiter) -> None:
         """Replicate and apply ``payloads`` in ``group_id`` (:meth:`RaftGroup.submit_writes`)."""
@@ -282,6 +291,10 @@ class NodeHost:
 
     # --- rounds --------------------------------------------------------------------------------
 
+    def _work_for(self, gid: GroupId) -> None:
+        self._dirty.add(gid)
+        self.on_work()
+
     def has_work(self) -> bool:
         return bool(self._dirty or self._actions or self._pending_ticks)
 
@@ -337,8 +350,10 @@ class NodeHost:
     def finish_round(self, rnd: Round) -> None:
         """Step 3 (host thread), once :meth:`persist` returned."""
         try:
-            for group, rd in rnd.readies:
-                group.finish(rd)
+            with self._apply_scope():
+                for group, rd in rnd.readies:
+                    group.finish(rd)
+            for group, _ in rnd.readies:
                 self._after_group(group.group_id, group)
             self._flush_heartbeats()
         finally:
@@ -493,6 +508,12 @@ class NodeHost:
         self._peer_incarnation[peer] = incarnation
         if before is not None and before != incarnation:
             self._wake_led_by(peer, "restarted")
+            # Its groups forgot who leads them: the ones led here must tell it, and a
+            # quiesced group sends nothing until woken.
+            for gid, state in self._state.items():
+                core = self.groups[gid].core
+                if state.quiesced and core.is_leader and peer in core.conf.members:
+                    self._wake(gid)
 
     def _housekeeping(self) -> None:
         now_ms = self._world.wall_ms()
@@ -507,6 +528,10 @@ class NodeHost:
                 continue
             self.stats.housekeeping_proposals += 1
             self.submit_writes(gid, [payload], CallbackWaiter(_ignore_result))
+
+
+def _ignore_work() -> None:
+    """The default :attr:`NodeHost.on_work`: a driver that polls ``has_work`` needs nothing."""
 
 
 def _ignore_result(result: Any, error: BaseException | None) -> None:

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 import msgpack
 
+from kvorum.kv.key_order import MAX_KEY_BYTES
 from kvorum.kv.replies import (
     ERR_DECR_OVERFLOW,
     ERR_INVALID_CURSOR,
@@ -487,10 +488,10 @@ def check_command(args: Sequence[bytes], now_ms: int) -> CommandSpec | ErrorRepl
     return spec
 
 
-MAX_KEY_BYTES = 510
-"""The longest key kvorum stores: LMDB's 511-byte key limit less the engine's 1-byte prefix.
-Every replica applies the same limit, so a too-long key is refused the same way everywhere
-(at admission, and again when applying, in case one reached the log)."""
+# MAX_KEY_BYTES (509) is LMDB's 511-byte key limit less the 2-byte slot prefix a key is stored
+# under (kvorum.kv.key_order). Every replica applies the same limit, so a too-long key is
+# refused the same way everywhere (at admission, and again when applying, in case one reached
+# the log).
 
 
 def keys_too_long(spec: CommandSpec, args: Sequence[bytes]) -> bool:

@@ -27,6 +27,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TypeAlias
 
+from kvorum.kv.key_order import MAX_KEY_BYTES
+
 
 @dataclass(frozen=True, slots=True)
 class ErrorReply:
@@ -63,7 +65,9 @@ ERR_DECR_OVERFLOW = ErrorReply("ERR decrement would overflow")
 ERR_INVALID_CURSOR = ErrorReply("ERR invalid cursor")
 ERR_DB_INDEX = ErrorReply("ERR DB index is out of range")
 ERR_STRING_TOO_LONG = ErrorReply("ERR string exceeds maximum allowed size (proto-max-bulk-len)")
-ERR_KEY_TOO_LONG = ErrorReply("ERR key is too long (kvorum keys are at most 510 bytes)")
+ERR_KEY_TOO_LONG = ErrorReply(
+    f"ERR key is too long (kvorum keys are at most {MAX_KEY_BYTES} bytes)"
+)
 
 
 def err_arity(command_name: str) -> ErrorReply:

@@ -10,15 +10,15 @@ tagged with the entry's index. Nothing here reads a clock: a key's expire-at tim
 (:meth:`KVStateMachine.read`) take ``now_ms`` from the caller and merely hide such keys. So
 replicas never disagree because their clocks differ: the same log gives the same engine.
 Keys that expire and are never touched again are removed by the leader proposing
-:func:`encode_expire_sweep` entries, which walk the key space a page at a time.
+:func:`encode_expire_sweep` entries, which delete the keys the engine's expiry index says are
+due at the entry's time — the same keys on every replica, since the index is part of the
+replicated state (see :meth:`kvorum.kv.engine.Engine.expired_keys`).
 
-Stored value layout: ``b"\\x00" + value`` (no expiry) or
-``b"\\x01" + expire_at_ms (8 bytes, big-endian, signed) + value``.
+Stored value layout: see :mod:`kvorum.kv.values`.
 """
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Callable, Sequence
 
 import msgpack
@@ -27,7 +27,6 @@ from kvorum.kv.commands import (
     COMMANDS,
     INT64_MAX,
     INT64_MIN,
-    MAX_KEY_BYTES,
     SCAN_CURSOR_KEY_MAX_BYTES,
     ExpireFlag,
     Kind,
@@ -45,6 +44,7 @@ from kvorum.kv.commands import (
 )
 from kvorum.kv.engine import Engine
 from kvorum.kv.glob_match import compile_glob
+from kvorum.kv.key_order import MAX_KEY_BYTES
 from kvorum.kv.replies import (
     ERR_KEY_TOO_LONG,
     ERR_NOT_INTEGER,
@@ -56,9 +56,8 @@ from kvorum.kv.replies import (
     err_arity,
     err_unknown_command,
 )
+from kvorum.kv.values import EXPIRY_FIELD, PLAIN_PREFIX, pack_value, unpack_value
 
-_EXPIRY = struct.Struct(">q")
-_PLAIN, _WITH_EXPIRY = b"\x00", b"\x01"
 _SWEEP_NAME = b"\x00expire-sweep"
 """Internal write: cannot collide with a client command because the server only encodes
 names from its command table."""
@@ -67,28 +66,12 @@ DEFAULT_MAX_VALUE_BYTES = 512 * 1024 * 1024
 """Redis's ``proto-max-bulk-len``: APPEND may not grow a value past it."""
 
 
-def pack_value(value: bytes, expire_at_ms: int) -> bytes:
-    """The stored form of ``value`` expiring at ``expire_at_ms`` (0: never)."""
-    if expire_at_ms:
-        return _WITH_EXPIRY + _EXPIRY.pack(expire_at_ms) + value
-    return _PLAIN + value
-
-
-def unpack_value(stored: bytes) -> tuple[bytes, int]:
-    """``(value, expire_at_ms)`` from :func:`pack_value`'s output (0: never expires)."""
-    if stored[0] == 0:
-        return stored[1:], 0
-    return stored[9:], _EXPIRY.unpack_from(stored, 1)[0]
-
-
-def encode_expire_sweep(now_ms: int, start_key: bytes, max_keys: int) -> bytes:
-    """A write payload that deletes keys expired at ``now_ms`` among the ``max_keys`` keys
-    from ``start_key`` on; its reply is the key to start the next sweep at (None: wrapped)."""
+def encode_expire_sweep(now_ms: int, max_keys: int) -> bytes:
+    """A write payload that deletes up to ``max_keys`` keys expired at ``now_ms``, in the
+    engine's expiry-index order; its reply is how many it deleted."""
     if max_keys < 1:
         raise ValueError(f"a sweep must examine at least one key, got max_keys={max_keys}")
-    return msgpack.packb(
-        [now_ms, [_SWEEP_NAME, start_key, str(max_keys).encode()]], use_bin_type=True
-    )
+    return msgpack.packb([now_ms, [_SWEEP_NAME, str(max_keys).encode()]], use_bin_type=True)
 
 
 class _Overlay:
@@ -170,7 +153,7 @@ class KVStateMachine:
             name = args[0]
             if name == b"set" and len(args) == 3 and len(args[1]) <= MAX_KEY_BYTES:
                 # Plain SET, nearly every write: no options to parse, no old value to read.
-                pending[args[1]] = _PLAIN + args[2]
+                pending[args[1]] = PLAIN_PREFIX + args[2]
                 replies.append(OK)
                 continue
             handler = _WRITES.get(name)
@@ -314,12 +297,14 @@ class KVStateMachine:
     def _flushdb(self, tx: _Overlay, args: list[bytes], now_ms: int) -> Reply:
         start = b""
         while True:
-            page = self.engine.scan(start, None, 1024)
-            for key, _ in page:
+            # One key more than a page: the next page starts at a key the engine returned
+            # (in hash order the key after k is not k + b"\0").
+            page = self.engine.scan(start, None, 1025)
+            for key, _ in page[:1024]:
                 tx.delete(key)
-            if len(page) < 1024:
+            if len(page) <= 1024:
                 break
-            start = page[-1][0] + b"\x00"
+            start = page[1024][0]
         for key in list(tx.writes):
             tx.delete(key)
         return OK
@@ -334,13 +319,26 @@ class KVStateMachine:
         return 1
 
     def _sweep(self, tx: _Overlay, args: list[bytes], now_ms: int) -> Reply:
-        start_key, max_raw = args[1], parse_int(args[2])
-        if max_raw is None or max_raw < 1:
+        max_raw = parse_int(args[-1])
+        if len(args) not in (2, 3) or max_raw is None or max_raw < 1:
             return ErrorReply("ERR bad expire sweep")
-        page = self.engine.scan(start_key, None, max_raw + 1)
-        for key, _ in page[:max_raw]:
+        if len(args) == 3:
+            return self._sweep_page(tx, args[1], max_raw, now_ms)
+        deleted = 0
+        for key in self.engine.expired_keys(now_ms, max_raw):
+            # Through the overlay: an earlier write of this entry may have deleted the key
+            # or given it a new life, and then the sweep leaves it alone.
+            if tx.stored(key) is not None and tx.lookup(key, now_ms) is None:
+                deleted += 1
+        return deleted
+
+    def _sweep_page(self, tx: _Overlay, start_key: bytes, max_keys: int, now_ms: int) -> Reply:
+        """The sweep of older logs: examine ``max_keys`` keys from ``start_key`` on, reply the
+        key to start the next at (None: wrapped). Kept so such logs still replay."""
+        page = self.engine.scan(start_key, None, max_keys + 1)
+        for key, _ in page[:max_keys]:
             tx.lookup(key, now_ms)  # deletes the key if it has expired
-        return page[max_raw][0] if len(page) > max_raw else None
+        return page[max_keys][0] if len(page) > max_keys else None
 
     # -- reads -------------------------------------------------------------------------------
 
@@ -370,7 +368,7 @@ class KVStateMachine:
             return None
         if stored[0] == 0:
             return stored[1:]
-        if _EXPIRY.unpack_from(stored, 1)[0] <= now_ms:
+        if EXPIRY_FIELD.unpack_from(stored, 1)[0] <= now_ms:
             return None
         return stored[9:]
 
@@ -421,7 +419,7 @@ class KVStateMachine:
         while len(page) > cut and len(page[cut][0]) > SCAN_CURSOR_KEY_MAX_BYTES:
             cut += 1
             if cut == len(page):
-                page += self.engine.scan(page[-1][0] + b"\x00", None, 64)
+                page += self.engine.scan(page[-1][0], None, 65)[1:]  # resume at a real key
         next_cursor = b"0"
         if len(page) > cut:
             next_cursor = encode_scan_cursor(page[cut][0])
@@ -432,27 +430,18 @@ class KVStateMachine:
         matches = compile_glob(options.pattern) if options.pattern is not None else None
         keys: list[Reply] = []
         for key, stored in page:
-            if stored[0] != 0 and _EXPIRY.unpack_from(stored, 1)[0] <= now_ms:
+            if stored[0] != 0 and EXPIRY_FIELD.unpack_from(stored, 1)[0] <= now_ms:
                 continue
             if matches is None or matches(key):
                 keys.append(key)
         return [next_cursor, keys]
 
     def keyspace_info(self, now_ms: int) -> dict[str, str]:
-        """INFO's ``# Keyspace`` section (empty when there are no keys, like Redis). Counting
-        keys with an expiry walks the whole store, which is fine for an admin command."""
+        """INFO's ``# Keyspace`` section (empty when there are no keys, like Redis)."""
         total = self.engine.count()
         if total == 0:
             return {}
-        expiring = 0
-        start = b""
-        while True:
-            page = self.engine.scan(start, None, 4096)
-            expiring += sum(1 for _, stored in page if stored[0] != 0)
-            if len(page) < 4096:
-                break
-            start = page[-1][0] + b"\x00"
-        return {"db0": f"keys={total},expires={expiring},avg_ttl=0"}
+        return {"db0": f"keys={total},expires={self.engine.expiring_count()},avg_ttl=0"}
 
 
 _WRITE_SPECS = {name.encode(): spec for name, spec in COMMANDS.items() if spec.kind is Kind.WRITE}

@@ -1,60 +1,66 @@
-"""Raft messages on the wire: compact msgpack arrays carried in length-prefixed frames.
+"""Node-to-node messages on the wire: envelopes as msgpack arrays in length-prefixed frames.
 
-Theory of operation. A message is one msgpack array ``[tag, field, field, ...]``: the tag is
-the class's position in :data:`~kvorum.core.raft.messages.MESSAGE_TYPES` and the fields follow
-the dataclass's own field order. Nested records (:class:`Entry`, :class:`SnapshotMeta`,
-:class:`ConfState`, and on their own :class:`HardState`) are arrays of
-their fields without a tag, a tuple of entries is an array of such arrays, a frozenset of node
-ids is a sorted array, an enum is its integer and ``None`` is nil. No field names travel, so a
-heartbeat is about ten bytes.
+Theory of operation. Every message between two nodes travels in an
+:class:`~kvorum.core.shape.Envelope` that names its protocol and its group, so one
+connection carries every group's and every protocol's traffic. On the wire an envelope is
+one msgpack array ``[protocol, group_id, tag, field, field, ...]``: ``protocol`` is the
+:class:`~kvorum.core.shape.ProtocolId`, ``tag`` the body's number in its protocol's table
+(``RAFT_WIRE_TAGS`` beside the Raft messages, ``NODE_WIRE_TAGS`` beside the host's) and the
+fields follow the body's dataclass field order; the envelope's sender and receiver are the
+body's own ``src`` and ``dst``. No field names travel, so a heartbeat is about a dozen bytes.
+Tags are numbers declared once, never positions in a list, and never renumbered or reused
+(a retired number is declared as such and refused): a frame means the same thing to every
+build that knows its tag, and a build that does not know it refuses it by name.
+
+A :class:`WireSchema` is the registry of what one build speaks: one :class:`WireProtocol`
+per protocol (its tag table, its retired tags, records it carries on their own). It
+generates each class's encoder and decoder once (:mod:`kvorum.runtime.codegen`), checks
+every tag table, and computes :attr:`WireSchema.fingerprint`, a CRC of every protocol's
+number, tags and field layouts. A new protocol (Paxos, gossip) declares its table beside its
+messages and is added to the schema (:mod:`kvorum.runtime.wire_schema`); nothing here
+changes. Decoding checks the protocol, the tag, the number of fields and every field's type,
+nested ones included, and refuses trailing bytes: a malformed payload raises
+:class:`DecodeError` (:class:`UnknownProtocolError` and :class:`UnknownTagError` name what
+was unknown) and never yields a half-typed message. It does not check protocol meaning (a
+negative term decodes) nor whether this node holds the group (the host's job).
 
 A stream carries frames: a 4-byte big-endian payload length, then the payload.
 :class:`FrameDecoder` is sans-I/O — ``feed(bytes)`` returns every payload completed so far,
 whether a read brought half a frame or a hundred — and refuses any frame announced as larger
 than its limit *before* buffering it, so one bad peer cannot make a node allocate gigabytes.
 
-Speed, because every Raft message passes through here twice: the encoder and decoder of each
-class are generated once, at import, from its dataclass fields (the way :mod:`dataclasses`
-generates ``__init__``), so a message costs one Python call and no per-field dispatch.
-Decoding writes the frozen object's slots directly — what its generated ``__init__`` does
-through ``object.__setattr__``, minus most of the overhead — after checking every field's
-type with ``__class__`` identity tests, so a malformed payload raises :class:`DecodeError`
-and never yields a half-typed message (a class that gains a ``__post_init__`` is built
-through its constructor instead, so its checks still run).
-
-Compatibility: the wire layout *is* the field order, so :data:`SCHEMA_FINGERPRINT` (a CRC of
-every carried class's name, field names and field types) travels in the connection's
-:class:`Hello` with :data:`WIRE_VERSION`; nodes built from different message definitions
-refuse each other at connect time instead of misreading each other's fields.
+Compatibility: the first frame of a connection is a :class:`Hello` carrying
+:data:`WIRE_VERSION` and the schema fingerprint; a node refuses a peer of another version or
+another schema at connect time (:class:`IncompatiblePeerError`) instead of misreading its
+frames. The hello's first five fields (magic, version, fingerprint, cluster id, sender) keep
+their places in every version, so that any two versions can tell each other who they are
+and which version each speaks.
 """
 
 from __future__ import annotations
 
 import struct
-import types
-import typing
 import zlib
-from collections.abc import Callable
-from dataclasses import dataclass, fields
-from enum import IntEnum
-from operator import attrgetter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
 import msgpack
 
-from kvorum.core.raft import messages
-from kvorum.core.raft.messages import (
-    MESSAGE_TYPES,
-    ConfState,
-    Entry,
-    HardState,
-    Message,
-    NodeId,
-    SnapshotMeta,
+from kvorum.core.shape import Envelope, NodeId, ProtocolId
+from kvorum.runtime.codegen import (
+    CodeWriter,
+    DecodeEnvelope,
+    DecodeRecord,
+    EncodeEnvelope,
+    EncodeRecord,
+    describe,
+    nested_records,
 )
 
-WIRE_VERSION = 1
-"""Bumped whenever the framing or the hello changes shape."""
+WIRE_VERSION = 2
+"""Bumped whenever the framing, the hello or the envelope changes shape. Version 1 carried
+bare Raft messages tagged by their position in a list; version 2 carries envelopes."""
 
 FRAME_HEADER_BYTES = 4
 MAX_FRAME_LIMIT_BYTES = 2**32 - 1
@@ -63,7 +69,9 @@ DEFAULT_MAX_FRAME_BYTES = 16 * 1024 * 1024
 """Large enough for a snapshot chunk of several megabytes, small enough to refuse garbage."""
 
 HELLO_MAGIC = "kvorum-raft"
-"""First field of every hello, so a stray client (an HTTP probe, a Redis client) is refused."""
+"""First field of every hello, so a stray client (an HTTP probe, a Redis client) is refused.
+It names Raft for history's sake and must not change: it is how nodes of every wire
+version recognise each other's hello (and then refuse a different version clearly)."""
 
 _HEADER = struct.Struct(">I")
 _packb = msgpack.packb
@@ -82,257 +90,237 @@ class DecodeError(CodecError):
     """The bytes are not a well-formed payload of the expected kind."""
 
 
+class UnknownProtocolError(DecodeError):
+    """A frame names a protocol this node's schema does not carry."""
+
+
+class UnknownTagError(DecodeError):
+    """A frame names a message number its protocol's table does not hold."""
+
+
 class IncompatiblePeerError(DecodeError):
     """The peer's hello names another wire version or message schema."""
+
+    def __init__(
+        self,
+        sender: NodeId | None,
+        peer_version: object,
+        peer_fingerprint: object,
+        version: int,
+        fingerprint: int,
+    ) -> None:
+        who = f"node {sender}" if sender is not None else "the peer"
+        if peer_version != version:
+            what = f"speaks wire version {peer_version!r}, this node wire version {version}"
+        else:
+            what = (
+                f"was built from other message definitions (schema {_hex(peer_fingerprint)}, "
+                f"this node's {_hex(fingerprint)})"
+            )
+        super().__init__(f"{who} {what}")
+        self.sender = sender
+        self.peer_version = peer_version
+        self.peer_fingerprint = peer_fingerprint
+
+
+def _hex(fingerprint: object) -> str:
+    return f"{fingerprint:#010x}" if isinstance(fingerprint, int) else repr(fingerprint)
 
 
 class FrameTooLargeError(CodecError):
     """A frame's announced or actual length exceeds the configured maximum."""
 
 
-# --- generated encoders and decoders -------------------------------------------------------
-
-RECORD_TYPES: tuple[type, ...] = (Entry, ConfState, SnapshotMeta, HardState)
-"""Records the codec carries inside messages, or on their own via :func:`encode_record`."""
-
-_Plan = tuple[str, Any]
-"""How one field travels: a kind name and its argument (an enum or a record class)."""
+# --- the schema: which protocols this build speaks, and how -----------------------------------
 
 
-def _plan_field(owner: type, name: str, hint: object) -> _Plan:
-    """Classify one field's type; anything unforeseen fails at import, not on the wire."""
-    if hint is bool:
-        return ("bool", None)
-    if hint is int:
-        return ("int", None)
-    if hint is bytes:
-        return ("bytes", None)
-    if isinstance(hint, type) and issubclass(hint, IntEnum):
-        return ("enum", hint)
-    if hint in RECORD_TYPES:
-        return ("record", hint)
-    origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if origin in (typing.Union, types.UnionType) and set(args) == {int, type(None)}:
-        return ("optional_int", None)
-    if origin is frozenset and args == (int,):
-        return ("int_set", None)
-    if origin is tuple and len(args) == 2 and args[1] is Ellipsis and args[0] in RECORD_TYPES:
-        return ("records", args[0])
-    raise TypeError(f"the wire codec cannot carry {owner.__name__}.{name}: {hint!r}")
+@dataclass(frozen=True)
+class WireProtocol:
+    """One protocol's part of the wire format: which number each of its messages travels as.
 
-
-def _plans(cls: type) -> list[tuple[str, _Plan]]:
-    hints = typing.get_type_hints(cls, vars(messages))
-    return [(f.name, _plan_field(cls, f.name, hints[f.name])) for f in fields(cls)]
-
-
-def _int_set(raw: object) -> frozenset[int]:
-    if raw.__class__ is not tuple or any(x.__class__ is not int for x in cast(tuple[Any], raw)):
-        raise DecodeError(f"expected an array of node ids, got {raw!r}")
-    return frozenset(cast(tuple[int, ...], raw))
-
-
-def _bad_fields(cls: type, raw: tuple[Any, ...]) -> DecodeError:
-    got = ", ".join(type(v).__name__ for v in raw)
-    return DecodeError(f"{cls.__name__}: wrong field types on the wire ({got})")
-
-
-def _generate(
-    cls: type, tag: int | None, namespace: dict[str, Any]
-) -> tuple[Callable[[Any], Any], Callable[[Any], Any]]:
-    """Write, compile and return ``(encode, decode)`` for ``cls``; see the module docstring.
-
-    ``encode(obj)`` returns a tuple ready for msgpack; ``decode(array)`` takes the unpacked
-    array (tuples, since the codec unpacks with ``use_list=False``) and returns a ``cls``.
+    ``tags`` maps each message class to its number: declared once beside the classes, never
+    renumbered; a number a removed message used goes to ``retired_tags`` and may never be
+    given again. Records nested in the messages' fields are found by themselves;
+    ``standalone_records`` adds records encoded on their own (:meth:`WireSchema.encode_record`).
     """
-    name = cls.__name__
-    plans = _plans(cls)
-    direct = "__post_init__" not in vars(cls) and "__slots__" in vars(cls)
-    namespace[f"_cls_{name}"] = cls
 
-    enc_items = [str(tag)] if tag is not None else []
-    variables = [f"v{i}" for i in range(len(plans))]
-    checks: list[str] = []
-    values: list[str] = []
-    for i, (field_name, (kind, arg)) in enumerate(plans):
-        v = variables[i]
-        attribute = f"m.{field_name}"
-        if kind in ("int", "bool", "bytes"):
-            enc_items.append(attribute)
-            checks.append(f"{v}.__class__ is not {kind}")
-            values.append(v)
-        elif kind == "optional_int":
-            enc_items.append(attribute)
-            checks.append(f"({v} is not None and {v}.__class__ is not int)")
-            values.append(v)
-        elif kind == "enum":
-            namespace[f"_members_{name}_{i}"] = {int(member): member for member in arg}
-            enc_items.append(attribute)
-            checks.append(f"{v}.__class__ is not int")
-            values.append(f"_members_{name}_{i}[{v}]")  # KeyError on an unknown value
-        elif kind == "int_set":
-            enc_items.append(f"sorted({attribute})")
-            values.append(f"_int_set({v})")
-        elif kind == "record":
-            enc_items.append(f"_enc_{arg.__name__}({attribute})")
-            checks.append(f"{v}.__class__ is not tuple")
-            values.append(f"_dec_{arg.__name__}({v})")
-        else:  # "records"
-            enc_items.append(f"list(map(_enc_{arg.__name__}, {attribute}))")
-            checks.append(f"{v}.__class__ is not tuple")
-            values.append(f"_dec_many_{arg.__name__}({v})")
+    protocol: ProtocolId
+    tags: Mapping[type, int]
+    retired_tags: frozenset[int] = frozenset()
+    standalone_records: tuple[type, ...] = ()
 
-    # One body builds one object from its unpacked fields ``v0, v1, ...``; it is emitted
-    # twice: as ``_dec_X(t)`` for one array, and inside the loop of ``_dec_many_X(raw)`` for
-    # an array of them (the entries of an AppendEntries), saving a call per entry.
-    body: list[str] = []
-    if checks:
-        body.append(f"if {' or '.join(checks)}:")
-        body.append(f"    raise _bad_fields(_cls_{name}, ({', '.join(variables)},))")
-    if direct:
-        body.append(f"o = _new(_cls_{name})")
-        for (field_name, _), value in zip(plans, values, strict=True):
-            setter = f"_set_{name}_{field_name}"
-            namespace[setter] = getattr(cls, field_name).__set__
-            body.append(f"{setter}(o, {value})")
-    else:
-        body.append(f"o = _cls_{name}({', '.join(values)})")
-
-    targets = (["_tag"] if tag is not None else []) + variables
-    lines = [f"def _enc_{name}(m):", f"    return ({', '.join(enc_items)},)", ""]
-    lines.append(f"def _dec_{name}(t):")
-    lines.append(f"    {', '.join(targets)}, = t")
-    lines += [f"    {line}" for line in body]
-    lines += ["    return o", ""]
-    if tag is None:
-        lines.append(f"def _dec_many_{name}(raw):")
-        lines.append("    out = []")
-        lines.append("    append = out.append")
-        lines.append(f"    for {', '.join(variables)}, in raw:")
-        lines += [f"        {line}" for line in body]
-        lines += ["        append(o)", "    return tuple(out)"]
-    exec("\n".join(lines), namespace)  # source built above from dataclass fields
-    return namespace[f"_enc_{name}"], namespace[f"_dec_{name}"]
+    def __post_init__(self) -> None:
+        if not isinstance(self.protocol, ProtocolId):
+            raise ValueError(f"protocol must be a ProtocolId, got {self.protocol!r}")
+        name = self.protocol.name
+        if not self.tags:
+            raise ValueError(f"protocol {name} has no messages")
+        seen: dict[int, type] = {}
+        for cls, tag in self.tags.items():
+            if type(tag) is not int or tag < 0:
+                raise ValueError(f"{name} tag of {cls.__name__} must be an int >= 0, got {tag!r}")
+            if tag in seen:
+                raise ValueError(
+                    f"{name} tag {tag} is given to both {seen[tag].__name__} and {cls.__name__}"
+                )
+            if tag in self.retired_tags:
+                raise ValueError(f"{name} tag {tag} ({cls.__name__}) is retired: take a new one")
+            seen[tag] = cls
 
 
-def _build() -> tuple[
-    dict[type, Callable[[Any], Any]],
-    dict[int, Callable[[Any], Any]],
-    dict[type, tuple[Callable[[Any], Any], Callable[[Any], Any]]],
-]:
-    namespace: dict[str, Any] = {
-        "_new": object.__new__,
-        "_int_set": _int_set,
-        "_bad_fields": _bad_fields,
-    }
-    records: dict[type, tuple[Callable[[Any], Any], Callable[[Any], Any]]] = {}
-    # Generated functions find each other by name in ``namespace`` when they run, so the
-    # order of generation does not matter, and a faster replacement (below) is seen by all.
-    for record_cls in RECORD_TYPES:
-        records[record_cls] = _generate(record_cls, None, namespace)
-    # A record made only of scalars is encoded faster by attrgetter, which builds the tuple
-    # in C; messages holding a tuple of entries pick this up through the namespace.
-    for record_cls, (_, dec) in list(records.items()):
-        if (
-            all(
-                kind in ("int", "bool", "bytes", "optional_int", "enum")
-                for _, (kind, _) in _plans(record_cls)
+Record = TypeVar("Record")
+
+
+class WireSchema:
+    """Encodes and decodes envelopes of the protocols it is built from; see the module
+    docstring. Immutable once built; building it generates every class's codec."""
+
+    def __init__(self, protocols: Iterable[WireProtocol]) -> None:
+        self._protocols: dict[ProtocolId, WireProtocol] = {}
+        self._encoders: dict[type, EncodeEnvelope] = {}
+        self._decoders: dict[int, dict[int, DecodeEnvelope]] = {}
+        self._records: dict[type, tuple[EncodeRecord, DecodeRecord]] = {}
+        owner: dict[type, ProtocolId] = {}
+        layout: list[str] = []
+        for spec in sorted(protocols, key=lambda s: s.protocol):
+            if spec.protocol in self._protocols:
+                raise ValueError(f"protocol {spec.protocol.name} is declared twice")
+            self._protocols[spec.protocol] = spec
+            writer = CodeWriter(_bad_envelope)  # one namespace per protocol: names may repeat
+            records = nested_records(spec.tags)
+            records += [r for r in nested_records(spec.standalone_records) if r not in records]
+            records += [r for r in spec.standalone_records if r not in records]
+            for record_cls in records:
+                pair = writer.record(record_cls)
+                self._records.setdefault(record_cls, pair)
+            decoders: dict[int, DecodeEnvelope] = {}
+            for cls, tag in sorted(spec.tags.items(), key=lambda item: item[1]):
+                if cls in owner:
+                    raise ValueError(
+                        f"{cls.__name__} is a message of both {owner[cls].name} and "
+                        f"{spec.protocol.name}: a class belongs to one protocol"
+                    )
+                owner[cls] = spec.protocol
+                self._encoders[cls], decoders[tag] = writer.message(cls, spec.protocol, tag)
+                layout.append(f"{int(spec.protocol)}.{tag}={describe(cls)}")
+            self._decoders[int(spec.protocol)] = decoders
+            layout += [f"{int(spec.protocol)}.record={describe(r)}" for r in records]
+            layout.append(f"{int(spec.protocol)}.retired={sorted(spec.retired_tags)}")
+        self._fingerprint = zlib.crc32(";".join(layout).encode())
+        # One packer, reused: ``msgpack.packb`` builds a Packer per call, which was 40% of a
+        # heartbeat's encoding. Sharing it between threads is safe under the GIL because
+        # packing the values this codec produces (ints, bytes, arrays, nil) calls no Python
+        # code, so no other thread runs in the middle; a failed pack resets its buffer.
+        self._pack = msgpack.Packer().pack
+
+    @property
+    def fingerprint(self) -> int:
+        """CRC-32 of every protocol's number, tags, retired tags and field layouts."""
+        return self._fingerprint
+
+    @property
+    def protocols(self) -> Mapping[ProtocolId, WireProtocol]:
+        return dict(self._protocols)
+
+    def tag_of(self, cls: type) -> tuple[ProtocolId, int]:
+        """The protocol and wire number of message class ``cls`` (KeyError if not carried)."""
+        for spec in self._protocols.values():
+            if cls in spec.tags:
+                return spec.protocol, spec.tags[cls]
+        raise KeyError(f"{cls.__name__} is not a message of this schema")
+
+    # --- envelopes ---------------------------------------------------------------------------
+
+    def encode(self, env: Envelope) -> bytes:
+        """The msgpack payload for one envelope (no frame header).
+
+        Raises :class:`EncodeError` for a body that is not a message of this schema, an
+        envelope whose protocol, sender or receiver contradicts its body or whose group id is
+        not an int, or a value msgpack cannot carry (an integer outside 64 bits). The body's
+        field types are trusted here — they come from this node's own cores — and checked by
+        the receiver.
+        """
+        body = env.body
+        encoder = self._encoders.get(body.__class__)
+        if encoder is None:
+            raise EncodeError(
+                f"cannot encode {type(body).__name__}: not a message of any protocol spoken here"
             )
-            and len(fields(record_cls)) > 1
-        ):
-            getter = attrgetter(*(f.name for f in fields(record_cls)))
-            namespace[f"_enc_{record_cls.__name__}"] = getter
-            records[record_cls] = (getter, dec)
-    encoders: dict[type, Callable[[Any], Any]] = {}
-    decoders: dict[int, Callable[[Any], Any]] = {}
-    for tag, message_cls in enumerate(MESSAGE_TYPES):
-        encoders[message_cls], decoders[tag] = _generate(message_cls, tag, namespace)
-    return encoders, decoders, records
+        try:
+            return self._pack(encoder(env, body))
+        except EncodeError:
+            raise
+        except (OverflowError, TypeError, ValueError) as exc:
+            raise EncodeError(f"cannot encode {env!r:.200}: {exc}") from exc
+
+    def decode(self, payload: bytes | bytearray | memoryview) -> Envelope:
+        """The envelope in ``payload``; :class:`DecodeError` if it is not exactly one valid one."""
+        try:
+            array = _unpackb(payload, use_list=False)
+            if array.__class__ is not tuple or len(array) < 3:
+                raise DecodeError(f"expected an envelope array, got {array!r:.80}")
+            protocol = array[0]
+            tags = self._decoders.get(protocol)
+            if tags is None or protocol.__class__ is not int:
+                raise UnknownProtocolError(f"unknown protocol {_protocol_name(protocol)}")
+            tag = array[2]
+            decoder = tags.get(tag)
+            if decoder is None or tag.__class__ is not int:
+                raise UnknownTagError(self._unknown_tag(protocol, tag))
+            return decoder(array)
+        except DecodeError:
+            raise
+        except Exception as exc:  # msgpack's errors, wrong arity, unknown enum values...
+            raise DecodeError(f"malformed payload ({len(payload)} bytes): {exc}") from exc
+
+    def _unknown_tag(self, protocol: int, tag: object) -> str:
+        spec = self._protocols[ProtocolId(protocol)]
+        retired = " (a retired number)" if tag in spec.retired_tags else ""
+        return f"unknown tag {tag!r:.40} in protocol {spec.protocol.name}{retired}"
+
+    # --- records on their own ------------------------------------------------------------------
+
+    def encode_record(self, record: object) -> bytes:
+        """The msgpack payload for one record on its own (the same array as when nested)."""
+        pair = self._records.get(record.__class__)
+        if pair is None:
+            raise EncodeError(f"cannot encode {type(record).__name__}: not a record type here")
+        try:
+            return _packb(pair[0](record))
+        except (OverflowError, TypeError, ValueError) as exc:
+            raise EncodeError(f"cannot encode {record!r:.200}: {exc}") from exc
+
+    def decode_record(self, kind: type[Record], payload: bytes | bytearray | memoryview) -> Record:
+        """The ``kind`` record in ``payload``; :class:`DecodeError` if it is not a valid one."""
+        pair = self._records.get(kind)
+        if pair is None:
+            raise ValueError(f"{kind!r} is not a record type of this schema")
+        try:
+            array = _unpackb(payload, use_list=False)
+            if array.__class__ is not tuple:
+                raise DecodeError(f"expected a {kind.__name__} array, got {type(array).__name__}")
+            return cast(Record, pair[1](array))
+        except DecodeError:
+            raise
+        except Exception as exc:
+            raise DecodeError(f"malformed {kind.__name__} payload: {exc}") from exc
 
 
-def _schema_fingerprint() -> int:
-    parts = []
-    for cls in (*MESSAGE_TYPES, *RECORD_TYPES):
-        hints = typing.get_type_hints(cls, vars(messages))
-        parts.append(
-            cls.__name__ + "(" + ",".join(f"{f.name}:{hints[f.name]!r}" for f in fields(cls)) + ")"
-        )
-    return zlib.crc32(";".join(parts).encode())
+def _protocol_name(protocol: object) -> str:
+    if protocol.__class__ is int and protocol in ProtocolId._value2member_map_:
+        return f"{protocol} ({ProtocolId(protocol).name}: not spoken by this node)"
+    return f"{protocol!r:.40}"
 
 
-_ENCODERS, _DECODERS, _RECORDS = _build()
-
-SCHEMA_FINGERPRINT: int = _schema_fingerprint()
-"""CRC-32 of every carried class's name and typed fields, in wire order."""
-
-
-# --- messages and records -------------------------------------------------------------------
-
-
-def encode(msg: Message) -> bytes:
-    """The msgpack payload for one Raft message (no frame header).
-
-    Raises :class:`EncodeError` for anything that is not one of ``MESSAGE_TYPES`` or holds a
-    value msgpack cannot carry (an integer outside 64 bits). Field types are trusted here —
-    they come from this node's own core — and checked on the receiving side.
-    """
-    encoder = _ENCODERS.get(msg.__class__)
-    if encoder is None:
-        raise EncodeError(f"cannot encode {type(msg).__name__}: not a Raft message type")
-    try:
-        return _packb(encoder(msg))
-    except (OverflowError, TypeError, ValueError) as exc:
-        raise EncodeError(f"cannot encode {msg!r}: {exc}") from exc
-
-
-def decode(payload: bytes | bytearray | memoryview) -> Message:
-    """The message in ``payload``; :class:`DecodeError` if it is not exactly one valid one.
-
-    Checks the tag, the number of fields and every field's type (nested ones included), and
-    rejects trailing bytes; it does not check protocol meaning (a negative term decodes).
-    """
-    try:
-        array = _unpackb(payload, use_list=False)
-        if array.__class__ is not tuple or not array:
-            raise DecodeError(f"expected a message array, got {type(array).__name__}")
-        decoder = _DECODERS.get(array[0])
-        if decoder is None or array[0].__class__ is not int:
-            raise DecodeError(f"unknown message tag {array[0]!r}")
-        return cast(Message, decoder(array))
-    except DecodeError:
-        raise
-    except Exception as exc:  # msgpack's errors, wrong arity, unknown enum values...
-        raise DecodeError(f"malformed message payload ({len(payload)} bytes): {exc!r}") from exc
-
-
-Record = TypeVar("Record", Entry, ConfState, SnapshotMeta, HardState)
-
-
-def encode_record(record: Entry | ConfState | SnapshotMeta | HardState) -> bytes:
-    """The msgpack payload for one record on its own (the same array as when nested)."""
-    pair = _RECORDS.get(record.__class__)
-    if pair is None:
-        raise EncodeError(f"cannot encode {type(record).__name__}: not a Raft record type")
-    try:
-        return _packb(pair[0](record))
-    except (OverflowError, TypeError, ValueError) as exc:
-        raise EncodeError(f"cannot encode {record!r}: {exc}") from exc
-
-
-def decode_record(kind: type[Record], payload: bytes | bytearray | memoryview) -> Record:
-    """The ``kind`` record in ``payload``; :class:`DecodeError` if it is not a valid one."""
-    pair = _RECORDS.get(kind)
-    if pair is None:
-        raise ValueError(f"{kind!r} is not one of the record types {RECORD_TYPES}")
-    try:
-        array = _unpackb(payload, use_list=False)
-        if array.__class__ is not tuple:
-            raise DecodeError(f"expected a {kind.__name__} array, got {type(array).__name__}")
-        return cast(Record, pair[1](array))
-    except DecodeError:
-        raise
-    except Exception as exc:
-        raise DecodeError(f"malformed {kind.__name__} payload: {exc!r}") from exc
+def _bad_envelope(env: Envelope, protocol: int) -> EncodeError:
+    body: Any = env.body
+    if env.group_id.__class__ is not int:
+        return EncodeError(f"envelope group id must be an int, got {env.group_id!r:.40}")
+    return EncodeError(
+        f"envelope ({env.protocol!r}, from {env.src} to {env.dst}) does not fit its "
+        f"{type(body).__name__} (protocol {ProtocolId(protocol).name}, from {body.src} "
+        f"to {body.dst})"
+    )
 
 
 # --- the connection hello ---------------------------------------------------------------------
@@ -356,13 +344,14 @@ class Hello:
                 raise ValueError(f"Hello.{name} must be an int node id, got {value!r}")
 
 
-def encode_hello(hello: Hello) -> bytes:
-    """The payload of a hello frame, stamped with this build's wire version and schema."""
+def encode_hello(hello: Hello, schema_fingerprint: int) -> bytes:
+    """The payload of a hello frame, stamped with this build's wire version and the
+    fingerprint of the schema it speaks (:attr:`WireSchema.fingerprint`)."""
     return _packb(
         (
             HELLO_MAGIC,
             WIRE_VERSION,
-            SCHEMA_FINGERPRINT,
+            schema_fingerprint,
             hello.cluster_id,
             hello.sender,
             hello.receiver,
@@ -370,25 +359,28 @@ def encode_hello(hello: Hello) -> bytes:
     )
 
 
-def decode_hello(payload: bytes | bytearray | memoryview) -> Hello:
-    """The hello in ``payload``.
+def decode_hello(payload: bytes | bytearray | memoryview, schema_fingerprint: int) -> Hello:
+    """The hello in ``payload``, from a peer that speaks this node's version and schema.
 
-    Raises :class:`IncompatiblePeerError` when the peer speaks another wire version or was
-    built from other message definitions, and :class:`DecodeError` for anything that is not
-    a hello at all.
+    Raises :class:`IncompatiblePeerError` (naming the peer when its hello does, and both
+    versions or schemas) when the peer speaks another wire version or was built from other
+    message definitions, and :class:`DecodeError` for anything that is not a hello at all.
     """
     try:
         array = _unpackb(payload, use_list=False)
     except Exception as exc:
         raise DecodeError(f"malformed hello ({len(payload)} bytes): {exc!r}") from exc
-    if array.__class__ is not tuple or len(array) != 6 or array[0] != HELLO_MAGIC:
+    if array.__class__ is not tuple or len(array) < 2 or array[0] != HELLO_MAGIC:
         raise DecodeError(f"not a kvorum hello: {array!r:.80}")
-    _, version, fingerprint, cluster_id, sender, receiver = array
-    if version != WIRE_VERSION or fingerprint != SCHEMA_FINGERPRINT:
-        raise IncompatiblePeerError(
-            f"peer speaks wire version {version!r} with schema {fingerprint!r}; this node "
-            f"speaks version {WIRE_VERSION} with schema {SCHEMA_FINGERPRINT}"
-        )
+    version = array[1]
+    # Every version keeps magic, version, fingerprint, cluster id and sender in these places.
+    fingerprint = array[2] if len(array) > 2 else None
+    if version != WIRE_VERSION or fingerprint != schema_fingerprint:
+        sender = array[4] if len(array) > 4 and type(array[4]) is int else None
+        raise IncompatiblePeerError(sender, version, fingerprint, WIRE_VERSION, schema_fingerprint)
+    if len(array) != 6:
+        raise DecodeError(f"malformed hello: {array!r:.80}")
+    _, _, _, cluster_id, sender, receiver = array
     try:
         return Hello(cluster_id, sender, receiver)
     except ValueError as exc:
@@ -413,11 +405,6 @@ def frame(payload: bytes, max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES) -> byt
             f"payload of {size} bytes exceeds the {max_frame_bytes}-byte frame limit"
         )
     return _HEADER.pack(size) + payload
-
-
-def encode_frame(msg: Message, max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES) -> bytes:
-    """One message as a complete frame: ``frame(encode(msg))``."""
-    return frame(encode(msg), max_frame_bytes)
 
 
 class FrameDecoder:

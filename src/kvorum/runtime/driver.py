@@ -9,12 +9,15 @@ accepting connections, parsing requests and queueing them for the next round (et
 groups. With ``persist_in_thread=False`` it runs on the loop instead (the thread hop costs
 about what the overlap gains when only one group is busy; ``bench groups`` measures both).
 
-A full disk is survivable: ``persist`` raising :class:`~kvorum.storage.contracts.DiskFullError`
-marks the host ``disk_full`` (new writes are refused with a clear error, reads go on where
-they need no round) and the same round is retried every ``disk_retry_ms`` until the log
-takes it — nothing staged is dropped, so nothing acknowledged is lost and the node recovers
-by itself once space is freed. Any other error in a round is fatal: the node can no longer
-promise anything, so it stops (a supervisor restarts it from disk).
+A full disk is survivable. Once a tick the driver asks the log whether space is low
+(:meth:`~kvorum.storage.contracts.NodeLog.space_low`); while it is, the host refuses new
+client writes with a clear error, while Raft's own small writes still fit and reads go on.
+Should a sync still meet a full disk, ``persist`` raises
+:class:`~kvorum.storage.contracts.DiskFullError`: the same round is retried every
+``disk_retry_ms`` until the log takes it — nothing staged is dropped, so nothing
+acknowledged is lost — and the node recovers by itself once space is freed. Any other error
+in a round is fatal: the node can no longer promise anything, so it stops (a supervisor
+restarts it from disk).
 """
 
 from __future__ import annotations
@@ -52,6 +55,7 @@ class HostDriver:
         self._closing = False
         self._tasks: list[asyncio.Task[None]] = []
         self._disk = ThreadPoolExecutor(1, thread_name_prefix="kvorum-disk")
+        self._persist_stuck = False
         self.on_tick: list[Callable[[], None]] = []
         """Called on the loop after every tick (the node's own periodic chores)."""
 
@@ -89,9 +93,25 @@ class HostDriver:
             next_at += interval_s
             await asyncio.sleep(max(0.0, next_at - loop.time()))
             self.host.tick()
+            self._check_space()
             for chore in self.on_tick:
                 chore()
             self._wake.set()
+
+    def _check_space(self) -> None:
+        """Once a tick: refuse client writes while the disk is low (Raft's own writes still
+        fit), and take them again once space is back. A persist stuck on a full disk keeps
+        ``disk_full`` set until it gets through."""
+        host = self.host
+        if self._persist_stuck:
+            return
+        low = host.node_log.space_low()
+        if low != host.disk_full:
+            host.disk_full = low
+            if low:
+                log.error("node %d: disk space low: refusing writes", host.node_id)
+            else:
+                log.warning("node %d: disk space is back; writes resume", host.node_id)
 
     async def _drive(self) -> None:
         host = self.host
@@ -127,20 +147,21 @@ class HostDriver:
                 else:
                     host.persist(rnd)
             except DiskFullError as exc:
-                if not host.disk_full:
+                if not self._persist_stuck:
                     log.error(
                         "node %d: disk full (%s): refusing writes until space is freed",
                         host.node_id,
                         exc,
                     )
-                host.disk_full = True
+                self._persist_stuck = host.disk_full = True
                 await asyncio.sleep(self.disk_retry_ms / 1000)
                 if self._closing:
                     raise
                 continue
-            if host.disk_full:
-                log.warning("node %d: the log has room again; writes resume", host.node_id)
-                host.disk_full = False
+            if self._persist_stuck:
+                log.warning("node %d: the log has room again", host.node_id)
+                self._persist_stuck = False
+                host.disk_full = host.node_log.space_low()
             return
 
 

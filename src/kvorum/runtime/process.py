@@ -17,16 +17,16 @@ import sys
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from kvorum.runtime.node import NodeConfig, RaftNode
+from kvorum.runtime.node import KvorumNode, NodeConfig
 from kvorum.runtime.transport import parse_address
 from kvorum.server.server import RespServer, ServerConfig
 
 log = logging.getLogger(__name__)
 
 
-async def serve(config: NodeConfig, on_ready: Callable[[RaftNode], None] | None = None) -> None:
+async def serve(config: NodeConfig, on_ready: Callable[[KvorumNode], None] | None = None) -> None:
     """Run the node until SIGINT/SIGTERM (or cancellation)."""
-    node = RaftNode(config)
+    node = KvorumNode(config)
     host, port = parse_address(config.me.client)
     server = RespServer(
         node, ServerConfig(host=host, port=port, max_bulk_bytes=config.max_value_bytes)

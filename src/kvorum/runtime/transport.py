@@ -1,10 +1,15 @@
-"""The peer transport: Raft messages between nodes over TCP, without ever blocking the node.
+"""The peer transport: envelopes between nodes over TCP, without ever blocking the node.
 
 Theory of operation. Each node listens on one address and dials each peer once; a
 connection carries messages one way only (the dialler's to the listener), so every pair of
-nodes shares two connections and nothing on either needs request/response matching.
+nodes shares two connections and nothing on either needs request/response matching. What
+travels is an :class:`~kvorum.core.shape.Envelope` — a message of some protocol for some
+group — so the one connection between two nodes carries every group's traffic. The
+transport knows nothing of protocols: it encodes and decodes with the
+:class:`~kvorum.runtime.codec.WireSchema` it is given (by default every protocol kvorum
+speaks, :data:`~kvorum.runtime.wire_schema.WIRE_SCHEMA`) and routes by ``env.dst`` alone.
 
-Sending. :meth:`PeerTransport.send` encodes the message into a frame at once (so a message
+Sending. :meth:`PeerTransport.send` encodes the envelope into a frame at once (so a message
 that cannot travel fails in the caller's hands) and appends it to the destination's bounded
 queue; it never awaits. When the queue is full the configured :class:`DropPolicy` drops the
 oldest or the newest frame and counts it — Raft retries everything it needs (heartbeats
@@ -18,12 +23,17 @@ back-off with "equal jitter" — half the delay fixed, half drawn from the seede
 :class:`random.Random` passed in — so restarted clusters do not reconnect in lock-step.
 
 Receiving. The first frame on every connection is a :class:`~kvorum.runtime.codec.Hello`:
-wire version and schema (checked by the codec), cluster id, sender and intended receiver.
-A connection with a bad hello, a frame over the size limit, an undecodable payload or a
-message whose ``src``/``dst`` contradict the hello is closed — that connection only — and
-counted in ``inbound_rejected``. Good messages go to ``on_message(msg)`` in arrival order.
-A sender this node has no address for is accepted: a server being added hears from the
-cluster before it is told who the cluster is.
+wire version and schema fingerprint (checked by the codec), cluster id, sender and intended
+receiver. Good envelopes go to ``on_message(env)`` in arrival order. Bad input from a peer
+closes that peer's connection — that connection only; every other keeps flowing — with a
+warning that names the peer and what was wrong, counted in ``inbound_rejected``: a hello of
+another wire version or schema, cluster or receiver, a frame over the size limit, a payload
+that does not decode (an unknown protocol or tag included), an envelope whose ``src``/``dst``
+contradict the hello, and an envelope for a group this node does not hold (``on_message``
+raises :class:`~kvorum.core.shape.UnknownGroupError`). Any other exception out of
+``on_message`` is the node's own bug, not the peer's: it is logged and counted in
+``callback_errors``, and the connection stays. A sender this node has no address for is
+accepted: a server being added hears from the cluster before it is told who the cluster is.
 
 Every counter is readable at any time through :meth:`PeerTransport.metrics` (totals) and
 :meth:`PeerTransport.peer_metrics`. ``TCP_NODELAY`` is set on every socket: Raft's messages
@@ -46,7 +56,7 @@ from enum import Enum
 from random import Random
 from typing import cast
 
-from kvorum.core.raft.messages import Message, NodeId
+from kvorum.core.shape import Envelope, NodeId, UnknownGroupError
 from kvorum.runtime.codec import (
     DEFAULT_MAX_FRAME_BYTES,
     FRAME_HEADER_BYTES,
@@ -55,12 +65,13 @@ from kvorum.runtime.codec import (
     DecodeError,
     FrameDecoder,
     Hello,
-    decode,
+    IncompatiblePeerError,
+    WireSchema,
     decode_hello,
-    encode_frame,
     encode_hello,
     frame,
 )
+from kvorum.runtime.wire_schema import WIRE_SCHEMA
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +106,10 @@ class TransportClosedError(TransportError, RuntimeError):
 
 class HandshakeError(TransportError):
     """An inbound connection's hello or messages do not fit this node and cluster."""
+
+
+_PEER_FAULTS = (CodecError, HandshakeError, UnknownGroupError)
+"""What makes an inbound connection close: bad input from that peer."""
 
 
 def parse_address(address: str) -> tuple[str, int]:
@@ -259,6 +274,14 @@ class _Peer:
         return True
 
 
+def _address_text(peername: object) -> str:
+    """``host:port`` of a socket's peer name (or its repr for other families)."""
+    if isinstance(peername, tuple) and len(peername) >= 2:
+        host, port = peername[0], peername[1]
+        return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
+    return repr(peername)
+
+
 def _set_nodelay(writer: asyncio.StreamWriter) -> None:
     sock = writer.get_extra_info("socket")
     if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
@@ -275,22 +298,30 @@ async def _close_writer(writer: asyncio.StreamWriter) -> None:
 
 
 class PeerTransport:
-    """Sends Raft messages to peers and delivers theirs; see the module docstring.
+    """Sends envelopes to peers and delivers theirs; see the module docstring.
 
     Use from one event loop: ``await start()``, then :meth:`send` from anywhere on that loop,
-    then ``await close()``. ``on_message`` is called on the loop for each message received,
-    in the order each peer sent them; it must not block (hand work to the node's own queue).
+    then ``await close()``. ``on_message`` is called on the loop for each envelope received,
+    in the order each peer sent them; it must not block (hand work to the node's own queue),
+    and raises :class:`~kvorum.core.shape.UnknownGroupError` to refuse an envelope for a
+    group this node does not hold (which drops the sender's connection). ``schema`` says
+    which protocols travel; every node of a cluster must use the same one.
     """
 
     def __init__(
         self,
         config: TransportConfig,
-        on_message: Callable[[Message], None],
+        on_message: Callable[[Envelope], None],
         rng: Random,
+        *,
+        schema: WireSchema = WIRE_SCHEMA,
     ) -> None:
         self._config = config
         self._on_message = on_message
         self._rng = rng
+        self._schema = schema
+        self._encode = schema.encode
+        self._decode = schema.decode
         self._peers: dict[NodeId, _Peer] = {
             node_id: _Peer(node_id, address) for node_id, address in config.peers.items()
         }
@@ -392,22 +423,25 @@ class PeerTransport:
 
     # --- sending ------------------------------------------------------------------------------
 
-    def send(self, msg: Message) -> bool:
-        """Queue ``msg`` for ``msg.dst`` without waiting; False if this message was dropped.
+    def send(self, env: Envelope) -> bool:
+        """Queue ``env`` for node ``env.dst`` without waiting; False if it was dropped.
 
-        With :attr:`DropPolicy.OLDEST` the message is always queued (older ones may be dropped
-        to make room); with :attr:`DropPolicy.NEWEST` a full queue refuses it. Raises
+        With :attr:`DropPolicy.OLDEST` the envelope is always queued (older ones may be
+        dropped to make room); with :attr:`DropPolicy.NEWEST` a full queue refuses it. Raises
         :class:`UnknownPeerError` for a destination without an address, the codec's
         :class:`~kvorum.runtime.codec.EncodeError` /
-        :class:`~kvorum.runtime.codec.FrameTooLargeError` for a message that cannot travel,
-        and :class:`TransportClosedError` unless the transport is running.
+        :class:`~kvorum.runtime.codec.FrameTooLargeError` for an envelope that cannot travel
+        (a body of no protocol in the schema, an envelope whose protocol, ``src`` or ``dst``
+        contradict its body), and :class:`TransportClosedError` unless the transport is running.
         """
         if not self._running:
             raise TransportClosedError("send() needs a started, open transport")
-        peer = self._peers.get(msg.dst)
+        peer = self._peers.get(env.dst)
         if peer is None:
-            raise UnknownPeerError(f"no address for node {msg.dst} (message {type(msg).__name__})")
-        data = encode_frame(msg, self._config.max_frame_bytes)
+            raise UnknownPeerError(
+                f"no address for node {env.dst} (message {type(env.body).__name__})"
+            )
+        data = frame(self._encode(env), self._config.max_frame_bytes)
         writer, reader = peer.writer, peer.reader
         if (
             writer is not None
@@ -501,7 +535,7 @@ class PeerTransport:
             try:
                 _set_nodelay(writer)
                 hello = Hello(self._config.cluster_id, self._config.node_id, peer.node_id)
-                writer.write(frame(encode_hello(hello)))
+                writer.write(frame(encode_hello(hello, self._schema.fingerprint)))
                 await writer.drain()
             except BaseException:
                 await _close_writer(writer)
@@ -541,22 +575,25 @@ class PeerTransport:
             return
         self._inbound.add(task)
         self._counters["inbound_connections"] += 1
-        peername = writer.get_extra_info("peername")
+        address = _address_text(writer.get_extra_info("peername"))
+        hello: Hello | None = None
         try:
             _set_nodelay(writer)
             hello = await self._read_hello(reader)
+            self._check_hello(hello)
             await self._receive(hello, reader, writer)
-        except (CodecError, HandshakeError) as exc:
+        except _PEER_FAULTS as exc:
             self._counters["inbound_rejected"] += 1
+            sender = hello.sender if hello is not None else None
+            if isinstance(exc, IncompatiblePeerError):
+                sender = exc.sender
+            peer = f"node {sender} at {address}" if sender is not None else address
             log.warning(
-                "node %s: closing inbound connection from %s: %s",
-                self._config.node_id,
-                peername,
-                exc,
+                "node %s: dropping the connection from %s: %s", self._config.node_id, peer, exc
             )
         except (OSError, TimeoutError, asyncio.IncompleteReadError) as exc:
             log.debug(
-                "node %s: inbound connection from %s ended: %r", self._config.node_id, peername, exc
+                "node %s: inbound connection from %s ended: %r", self._config.node_id, address, exc
             )
         except asyncio.CancelledError:
             # Only close() cancels these tasks. Python 3.11's start_server callback calls
@@ -578,18 +615,18 @@ class PeerTransport:
             size = int.from_bytes(await reader.readexactly(FRAME_HEADER_BYTES), "big")
             if size > MAX_HELLO_BYTES:
                 raise DecodeError(f"first frame of {size} bytes is not a hello")
-            hello = decode_hello(await reader.readexactly(size))
+            return decode_hello(await reader.readexactly(size), self._schema.fingerprint)
+
+    def _check_hello(self, hello: Hello) -> None:
         if hello.cluster_id != self._config.cluster_id:
             raise HandshakeError(
-                f"node {hello.sender} belongs to cluster {hello.cluster_id!r}, "
-                f"not {self._config.cluster_id!r}"
+                f"it belongs to cluster {hello.cluster_id!r}, not {self._config.cluster_id!r}"
             )
         if hello.receiver != self._config.node_id:
             raise HandshakeError(
-                f"node {hello.sender} dialled node {hello.receiver} but reached "
-                f"node {self._config.node_id} (stale address?)"
+                f"it dialled node {hello.receiver} but reached node {self._config.node_id} "
+                "(stale address?)"
             )
-        return hello
 
     async def _receive(
         self, hello: Hello, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
@@ -620,24 +657,31 @@ class PeerTransport:
         await done
 
     def _deliver(self, hello: Hello, decoder: FrameDecoder, data: bytes) -> None:
-        """Decode ``data`` from ``hello.sender``'s connection and hand over each message."""
+        """Decode ``data`` from ``hello.sender``'s connection and hand over each envelope.
+
+        Raises (and so closes the connection) on bad input from the peer: a payload that does
+        not decode, an envelope that contradicts the hello, one for a group not held here.
+        """
         counters = self._counters
         node_id = self._config.node_id
+        decode = self._decode
         counters["received_bytes"] += len(data)
         for payload in decoder.feed(data):
-            msg = decode(payload)
-            if msg.src != hello.sender or msg.dst != node_id:
+            env = decode(payload)
+            if env.src != hello.sender or env.dst != node_id:
                 raise HandshakeError(
                     f"connection from node {hello.sender} to node {node_id} carried a "
-                    f"{type(msg).__name__} from {msg.src} to {msg.dst}"
+                    f"{type(env.body).__name__} from {env.src} to {env.dst}"
                 )
             counters["received_frames"] += 1
             try:
-                self._on_message(msg)
+                self._on_message(env)
+            except UnknownGroupError:
+                raise  # the peer's fault: the caller drops its connection
             except Exception:
                 # The callback's bug, not the peer's: keep the connection, say so loudly.
                 counters["callback_errors"] += 1
-                log.exception("node %s: on_message failed for %r", node_id, msg)
+                log.exception("node %s: on_message failed for %r", node_id, env)
 
     # --- metrics ------------------------------------------------------------------------------
 
@@ -686,7 +730,7 @@ class _InboundProtocol(asyncio.Protocol):
             return
         try:
             self._owner._deliver(self._hello, self._decoder, data)
-        except (CodecError, HandshakeError) as exc:
+        except _PEER_FAULTS as exc:
             self._done.set_exception(exc)
 
     def eof_received(self) -> bool | None:

@@ -97,7 +97,6 @@ class LocalExecutor:
     ) -> None:
         self.machine = machine
         self._clock_ms = clock_ms
-        self._sweep_start_key = b""
 
     def now_ms(self) -> int:
         """The injected clock's reading."""
@@ -126,13 +125,11 @@ class LocalExecutor:
         read = self.machine.read
         return [read(request, now_ms) for request in requests]
 
-    async def sweep_expired(self, max_keys: int) -> bool:
-        """Propose one expiry sweep over the next ``max_keys`` keys (what a leader does
-        periodically); True when the sweep wrapped around to the first key."""
-        payload = encode_expire_sweep(self._clock_ms(), self._sweep_start_key, max_keys)
-        next_key = await self.write(payload)
-        self._sweep_start_key = next_key if isinstance(next_key, bytes) else b""
-        return next_key is None
+    async def sweep_expired(self, max_keys: int) -> int:
+        """Apply one expiry sweep of up to ``max_keys`` keys due now (what a leader proposes
+        when its housekeeping says keys may be due); how many keys it deleted."""
+        deleted = await self.write(encode_expire_sweep(self._clock_ms(), max_keys))
+        return deleted if isinstance(deleted, int) else 0
 
     def info(self) -> InfoSections:
         """``replication`` (always a master with no replicas) and ``keyspace``."""

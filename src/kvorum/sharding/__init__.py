@@ -16,6 +16,9 @@ with bounded loads, which also counts assigned load).
 ``[start, end)`` ranges on shards with O(log n) lookup, splits and merges, and
 :class:`RangePolicy` proposes splits of big or hot ranges, merges of small cold neighbours
 (after a cool-down) and moves that even out shard load.
+
+*Hash slots* are Redis Cluster's fixed placement of keys: :func:`key_slot` (CRC16 mod 16384,
+with ``{hash tags}``), which orders a hash-sharded keyspace.
 """
 
 from kvorum.sharding._bounded import DEFAULT_BALANCE_FACTOR, BoundedLoadRing
@@ -46,10 +49,12 @@ from kvorum.sharding._policy import (
 from kvorum.sharding._ranges import KeyRange, RangeMap
 from kvorum.sharding._rendezvous import Rendezvous
 from kvorum.sharding._ring import HashRing, KetamaRing, ketama_points
+from kvorum.sharding._slots import SLOT_COUNT, hash_tag, key_slot
 
 __all__ = [
     "DEFAULT_BALANCE_FACTOR",
     "DEFAULT_TABLE_SIZE",
+    "SLOT_COUNT",
     "BadWeightError",
     "BoundedLoadRing",
     "CapacityExceededError",
@@ -78,9 +83,11 @@ __all__ = [
     "UnknownNodeError",
     "apply_proposal",
     "hash64",
+    "hash_tag",
     "is_prime",
     "jump_bucket",
     "ketama_points",
     "key_bytes",
+    "key_slot",
     "mix64",
 ]

@@ -148,6 +148,12 @@ class SimFileSystem:
             return True
         return bool(self.fsync_failure_rate) and self.rng.random() < self.fsync_failure_rate
 
+    def free_bytes(self, path: Path) -> int:
+        """What is left under ``capacity_bytes`` (a very large number without a capacity)."""
+        if self.capacity_bytes is None:
+            return 1 << 62
+        return max(0, self.capacity_bytes - self.used_bytes())
+
     def used_bytes(self) -> int:
         """The total size of every file that has a name (what ``capacity_bytes`` limits)."""
         return sum(len(i.data) for i in self._inodes if i.links > 0)

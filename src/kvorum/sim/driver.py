@@ -8,9 +8,12 @@ arrive meanwhile wait for the next round, as they do while a real node's fsync r
 disk thread. Then ``persist`` runs against the node's simulated disk, and ``finish_round``
 sends, applies and answers. Failures are handled as the runtime handles them:
 
-- :class:`~kvorum.storage.contracts.DiskFullError`: the host is marked ``disk_full`` (it
-  refuses new writes), and the *same* round is retried every ``disk_retry_us`` until the log
-  takes it; the mark is cleared once it does;
+- a disk low on space: once a tick (:meth:`SimDriver.check_space`) the host is marked
+  ``disk_full`` while its log says space is low, so it refuses new client writes while
+  Raft's own writes go on;
+- :class:`~kvorum.storage.contracts.DiskFullError`: the host is marked ``disk_full``, and
+  the *same* round is retried every ``disk_retry_us`` until the log takes it; then the mark
+  follows the log's space again;
 - any other ``OSError`` (a failed fsync): the node can no longer promise anything, so it
   stops — the driver gives up the round and reports the error; the node then dies as a
   crash does, and its supervisor restarts it from disk.
@@ -54,10 +57,17 @@ class SyncRound(Protocol):
 RoundT = TypeVar("RoundT", bound=SyncRound)
 
 
+class SpaceGauge(Protocol):
+    def space_low(self) -> bool: ...
+
+
 class RoundHost(Protocol[RoundT]):
     """What :class:`SimDriver` needs of a host (:class:`kvorum.host.node.NodeHost` has it)."""
 
     disk_full: bool
+
+    @property
+    def node_log(self) -> SpaceGauge: ...
 
     def has_work(self) -> bool: ...
 
@@ -97,12 +107,26 @@ class SimDriver(Generic[RoundT]):
         self._on_fatal = on_fatal
         self._trace = trace
         self._round: RoundT | None = None
+        self._persist_stuck = False
+        """A round's sync met a full disk and is being retried."""
 
     def stop(self) -> None:
         """The node died: nothing this driver scheduled may run any more."""
         self.stopped = True
         self.busy = False
         self._round = None
+
+    def check_space(self) -> None:
+        """Once a tick: refuse client writes while the disk is low on space, take them again
+        once it is not (a round stuck on a full disk keeps them refused until it gets
+        through)."""
+        host = self.host
+        if self.stopped or self._persist_stuck:
+            return
+        low = host.node_log.space_low()
+        if low != host.disk_full:
+            host.disk_full = low
+            self._trace("DISK SPACE LOW: writes refused" if low else "disk space back: writes on")
 
     def pump(self) -> None:
         """Run rounds until there is nothing to do or the disk is busy."""
@@ -149,10 +173,10 @@ class SimDriver(Generic[RoundT]):
         try:
             host.persist(rnd)
         except DiskFullError as exc:
-            if not host.disk_full:
-                self._trace(f"DISK FULL ({exc.strerror}): writes refused until space is freed")
+            if not self._persist_stuck:
+                self._trace(f"DISK FULL ({exc.strerror}): the round waits for space")
                 self.world.stats["disk-full rounds"] += 1
-            host.disk_full = True
+            self._persist_stuck = host.disk_full = True
             self.busy = True
             self._round = rnd
             self.world.after(self.disk_retry_us, self._sync_done)
@@ -165,9 +189,10 @@ class SimDriver(Generic[RoundT]):
             return False
         finally:
             fs.failing_fsyncs = 0
-        if host.disk_full:
-            host.disk_full = False
-            self._trace("the disk has room again: writes resume")
+        if self._persist_stuck:
+            self._persist_stuck = False
+            host.disk_full = host.node_log.space_low()
+            self._trace("the log has room again")
         return True
 
     def cut_power_in_sync(self) -> str:

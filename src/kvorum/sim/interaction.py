@@ -2,7 +2,8 @@
 
 Theory of operation: an :class:`InteractionEnv` hosts N :class:`RaftCore` instances the way the
 simulator does — after every input (a message, a tick, a local request) the node drains its
-ready, *persists* it to a :class:`MemoryStorage`, *sends* its messages (they join one shared
+ready, *persists* it to in-memory storage that keeps the storage contracts
+(:class:`~kvorum.storage.memory.MemoryNodeLog`), *sends* its messages (they join one shared
 queue, in order), *applies* committed entries to a tiny state machine, then calls ``advance``.
 Nothing moves on its own: messages wait in the queue until a command delivers or drops them,
 and time passes only when a command ticks a node. So a script fixes every interleaving, and
@@ -60,7 +61,7 @@ from kvorum.core.raft.messages import (
 from kvorum.core.raft.messages import (
     RaftMessage as Message,
 )
-from kvorum.sim.memory_storage import MemoryStorage
+from kvorum.storage.memory import MemoryNodeLog, MemorySnapshotStore
 
 MAX_DELIVERIES_PER_STABILIZE = 10_000
 """A ``stabilize`` that has not gone quiet after this many deliveries is a livelock (an error)."""
@@ -108,12 +109,18 @@ def format_message(msg: Message) -> str:
         if msg.success:
             tail = f" ok match={msg.match_index}"
         elif msg.rejected_index == 0:
-            tail = " refused (stale term)"
+            tail = (
+                f" lost entries, log ends at {msg.match_index}"
+                if msg.lost_entries
+                else " refused (stale term)"
+            )
         else:
             tail = (
                 f" refused prev_index={msg.rejected_index}"
                 f" hint=(term {msg.conflict_term}, index {msg.conflict_index})"
             )
+            if msg.lost_entries:
+                tail += f" lost entries, log ends at {msg.match_index}"
     elif isinstance(msg, Heartbeat):
         tail = f" commit={msg.leader_commit} round={msg.round}"
     elif isinstance(msg, HeartbeatResponse):
@@ -157,13 +164,37 @@ def decode_state(data: bytes) -> list[tuple[int, bytes]]:
     return out
 
 
+class _Disk:
+    """One node's durable storage: its log (one group) and its snapshots, by contract."""
+
+    def __init__(self) -> None:
+        self.log = MemoryNodeLog()
+        self.log.create_group(0)
+        self.snapshots = MemorySnapshotStore()
+
+    def save(
+        self, hard_state: HardState | None, entries: list[Entry], snapshot: Snapshot | None
+    ) -> None:
+        """Make a ready's writes durable: the snapshot first, then entries and hard state."""
+        group = self.log.group(0)
+        if snapshot is not None:
+            self.snapshots.write(snapshot.meta, [snapshot.data_bytes()])
+            group.stage_snapshot(snapshot.meta)
+        group.stage(hard_state, entries)
+        self.log.sync()
+
+    def snapshot(self) -> Snapshot | None:
+        meta = self.snapshots.latest()
+        return None if meta is None else Snapshot(meta, self.snapshots.data(meta))
+
+
 @dataclass(slots=True)
 class HarnessNode:
     """One server: its core, its disk, its state machine, and whether it is running."""
 
     node_id: int
     core: RaftCore
-    storage: MemoryStorage
+    storage: _Disk
     applied: list[tuple[int, bytes]] = field(default_factory=list)
     """The state machine: every non-empty command applied so far, as (index, data)."""
     up: bool = True
@@ -230,23 +261,25 @@ class InteractionEnv:
         return Random(self.seed * 1_000_003 + node_id * 1_009 + incarnation)
 
     def _add_node(self, node_id: int) -> HarnessNode:
-        storage = MemoryStorage()
         core = RaftCore(node_id, self.bootstrap, self.config, self._rng_for(node_id, 0))
-        node = HarnessNode(node_id, core, storage)
+        node = HarnessNode(node_id, core, _Disk())
         self.nodes[node_id] = node
         return node
 
     def _restart_core(self, node: HarnessNode, incarnation: int) -> None:
-        s = node.storage
-        node.applied = decode_state(s.snapshot.data_bytes()) if s.snapshot is not None else []
+        disk = node.storage
+        snapshot = disk.snapshot()
+        node.applied = decode_state(snapshot.data_bytes()) if snapshot is not None else []
+        log = disk.log.group(0)
         node.core = RaftCore(
             node.node_id,
             self.bootstrap,
             self.config,
             self._rng_for(node.node_id, incarnation),
-            hard_state=s.hard_state,
-            snapshot=s.snapshot,
-            entries=list(s.entries),
+            hard_state=log.hard_state,
+            snapshot=snapshot,
+            entries=log.entries(log.first_index, log.last_index + 1),
+            repair_fence=log.repair_fence,
         )
 
     def node(self, node_id: int) -> HarnessNode:
@@ -307,7 +340,7 @@ class InteractionEnv:
                 self._print(f"{nid}: persist {format_hard_state(rd.hard_state)}")
             if rd.entries:
                 self._print(f"{nid}: persist entries [{' '.join(map(format_entry, rd.entries))}]")
-            node.storage.save(rd)
+            node.storage.save(rd.hard_state, rd.entries, rd.snapshot)
             for msg in rd.all_messages:
                 self._print(format_message(msg))
                 self.queue.append(msg)
@@ -485,6 +518,24 @@ class InteractionEnv:
         self._handle_readies(node)
         return self._take_output()
 
+    def damage(self, node_id: int, lost_from: int) -> str:
+        """Crash ``node_id`` (if running) and restart it on a disk that lost its synced
+        entries from ``lost_from`` on, repaired as the WAL repairs attributable damage: the
+        log cut before the first lost entry, and the core fenced until it has them again."""
+        node = self.node(node_id)
+        if node.up:
+            self._print(self.crash(node_id))
+        try:
+            fence = node.storage.log.damage(0, lost_from, "damaged by the script")
+        except ValueError as exc:
+            raise ScriptError(str(exc)) from None
+        self._print(
+            f"{node_id}: storage lost entries {fence.lost_from}..{fence.acknowledged_index}"
+            f" (acknowledged in term {fence.fence_term} or before)"
+        )
+        self._print(self.restart(node_id))
+        return self._take_output()
+
     def load(
         self,
         node_id: int,
@@ -502,11 +553,11 @@ class InteractionEnv:
         hs_term = term if term is not None else (terms[-1] if terms else 0)
         if terms and hs_term < terms[-1]:
             raise ScriptError(f"term {hs_term} is older than the log's last term {terms[-1]}")
-        node.storage = MemoryStorage(
-            HardState(hs_term, vote, commit),
-            None,
-            [Entry(t, i, b"cmd%d" % i) for i, t in enumerate(terms, start=1)],
-        )
+        disk = _Disk()
+        entries = [Entry(t, i, b"cmd%d" % i) for i, t in enumerate(terms, start=1)]
+        disk.log.group(0).stage(HardState(hs_term, vote, commit), entries)
+        disk.log.sync()
+        node.storage = disk
         node.up = False
         return self.restart(node_id)
 
@@ -558,7 +609,7 @@ class InteractionEnv:
         except ValueError as exc:
             raise ScriptError(str(exc)) from None
         snap = Snapshot(meta, encode_state([a for a in node.applied if a[0] <= index]))
-        node.storage.compact(snap)
+        node.storage.save(None, [], snap)
         core.compact(snap)
         return (
             f"{node_id}: snapshot {meta.term}:{meta.index} ({len(snap.data)} bytes),"
@@ -591,6 +642,13 @@ class InteractionEnv:
         )
         if s.conf.learners:
             line += f" learners={sorted(s.conf.learners)}"
+        if s.repair is not None:
+            r = s.repair
+            what = f"entries {r.fence.lost_from}-{r.fence.acknowledged_index}"
+            if r.completed:
+                line += f" repaired {what} from {r.repaired_from}"
+            else:
+                line += f" fenced: repairing {what}"
         if s.is_leader:
             prs = [
                 f"{p}:{pr.state} match={pr.match_index} next={pr.next_index}"
@@ -750,11 +808,13 @@ COMMANDS: dict[str, Callable[[InteractionEnv, list[str]], str]] = {
         _int(a[0]), ConfChange(ConfChangeKind.REMOVE, _int(a[1]))
     ),
     "compact": lambda env, a: env.compact(_int(a[0]), _int(a[1])),
+    "damage": lambda env, a: env.damage(_int(a[0]), _int(_options(a[1:])["from"])),
 }
 """Every command of the text form besides ``init``. Node lists are ``2`` or ``1,2,3`` or ``all``;
 ``tick IDS N`` ticks them N times, ``tick IDS until-vote`` until one asks for votes;
 filters are ``from=N to=N type=Prefix``. ``load N log=1,1,2 [term=T vote=V commit=C]`` sets
-a node's disk and restarts it."""
+a node's disk and restarts it; ``damage N from=I`` restarts it on a disk that lost its entries
+from index I on (repaired and fenced, as the WAL does)."""
 
 
 # --- scripts -------------------------------------------------------------------------------------

@@ -8,6 +8,9 @@ either implementation. :class:`DurableNodeStorage` is the default and the point:
 over the node's :class:`~kvorum.sim.disk.SimFileSystem`. A crash is the disk's power cut
 (unsynced writes lost or torn sector by sector) and a restart opens the log from that disk,
 exactly as a real node restarts, torn-tail repair and corruption checks included.
+The log opens as a real node's does, repairing attributable damage to synced batches from
+peers (``repair_from_peers``: the damaged groups start fenced), and it says its space is low
+when less than ``low_space_bytes`` is free (then the host refuses client writes).
 :class:`MemoryNodeStorage` keeps the in-memory reference implementation for quick tests: a
 crash keeps what was synced, and the disk faults have nothing to act on.
 
@@ -67,9 +70,10 @@ class NodeStorage(Protocol):
 class DurableNodeStorage:
     """:class:`DurableNodeLog` and its snapshot stores on a :class:`SimFileSystem`."""
 
-    def __init__(self, fs: SimFileSystem, *, segment_bytes: int) -> None:
+    def __init__(self, fs: SimFileSystem, *, segment_bytes: int, low_space_bytes: int) -> None:
         self.fs = fs
         self.segment_bytes = segment_bytes
+        self.low_space_bytes = low_space_bytes
         self._log: DurableNodeLog | None = None
         self.reopen()
 
@@ -91,16 +95,26 @@ class DurableNodeStorage:
         if self._log is not None:
             self._log.close()
             self._log = None
-        self._log = DurableNodeLog(NODE_DIRECTORY, fs=self.fs, segment_bytes=self.segment_bytes)
+        self._log = DurableNodeLog(
+            NODE_DIRECTORY,
+            fs=self.fs,
+            segment_bytes=self.segment_bytes,
+            low_space_bytes=self.low_space_bytes,
+            repair_from_peers=True,
+        )
 
     def describe_recovery(self) -> str | None:
-        torn = self.node_log.recovery.torn_tail
-        if torn is None:
-            return None
-        return (
-            f"WAL recovery cut a torn tail: {torn.dropped_bytes} bytes at {torn.offset}"
-            f" of {torn.path.name} ({torn.reason})"
-        )
+        recovery = self.node_log.recovery
+        said = []
+        torn = recovery.torn_tail
+        if torn is not None:
+            said.append(
+                f"WAL recovery cut a torn tail: {torn.dropped_bytes} bytes at {torn.offset}"
+                f" of {torn.path.name} ({torn.reason})"
+            )
+        for batch in recovery.quarantined:
+            said.append(f"WAL recovery quarantined a damaged batch: {batch.damage}")
+        return "; ".join(said) or None
 
 
 class MemoryNodeStorage:

@@ -6,22 +6,25 @@ all groups, keeps each group's state-machine snapshots as atomically published, 
 files (:mod:`~kvorum.storage.snapshots`), and reaches both through
 :class:`~kvorum.storage.node_log.DurableNodeLog`, which keeps the contracts of
 :mod:`~kvorum.storage.contracts` (:mod:`~kvorum.storage.memory` keeps them in memory). The
-single-group runtime uses the facade :class:`~kvorum.storage.raft_log_store.RaftLogStore`.
-The key-value state machine itself lives in LMDB (:mod:`~kvorum.storage.lmdb_engine`). All
-file I/O goes through :mod:`~kvorum.storage.fs`, so the simulator can run it over a faulty
-disk. Unlike ``kvorum.core`` this package does real file I/O; it is what "durable" means for
-a node.
+key-value state machines of all groups live in one LMDB environment
+(:mod:`~kvorum.storage.lmdb_keyspace`), each group a span of one ordered keyspace. All file I/O
+goes through :mod:`~kvorum.storage.fs`, so the simulator can run it over a faulty disk. Unlike
+``kvorum.core`` this package does real file I/O; it is what "durable" means for a node.
 """
 
 from kvorum.storage.contracts import DiskFullError
-from kvorum.storage.lmdb_engine import EngineClosedError, LmdbEngine
+from kvorum.storage.lmdb_keyspace import (
+    EngineClosedError,
+    KeyspaceFormatError,
+    LmdbGroupView,
+    LmdbKeyspace,
+)
 from kvorum.storage.node_log import (
     CompactedError,
     DurableGroupLog,
     DurableNodeLog,
     StorageCorruptionError,
 )
-from kvorum.storage.raft_log_store import InitialState, RaftLogStore, open_store
 from kvorum.storage.snapshots import SnapshotCorruptionError, SnapshotStore
 from kvorum.storage.wal import (
     WAL,
@@ -41,10 +44,10 @@ __all__ = [
     "DurableGroupLog",
     "DurableNodeLog",
     "EngineClosedError",
-    "InitialState",
-    "LmdbEngine",
+    "KeyspaceFormatError",
+    "LmdbGroupView",
+    "LmdbKeyspace",
     "LostGroupData",
-    "RaftLogStore",
     "SnapshotCorruptionError",
     "SnapshotMarker",
     "SnapshotStore",
@@ -54,5 +57,4 @@ __all__ = [
     "WALCorruptionError",
     "WALFormatError",
     "WALRecovery",
-    "open_store",
 ]

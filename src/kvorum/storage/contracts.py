@@ -26,6 +26,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import Protocol
 
 from kvorum.core.raft.messages import Entry, HardState, SnapshotData, SnapshotMeta
+from kvorum.core.raft.repair import RepairFence
 from kvorum.core.shape import GroupId
 
 
@@ -71,6 +72,13 @@ class GroupLog(LogStore, StableStore, Protocol):
     @property
     def group_id(self) -> GroupId: ...
 
+    @property
+    def repair_fence(self) -> RepairFence | None:
+        """Set while the durable log lacks entries it had acknowledged, cut back when storage
+        repaired damage to synced data: the group's Raft core must stay out of elections
+        until it has them again (:mod:`kvorum.core.raft.repair`). Storage lifts it once the
+        durable log satisfies it; None for a log that never lost anything."""
+
     def stage(self, hard_state: HardState | None, entries: Sequence[Entry]) -> None:
         """Queue ``entries`` and then ``hard_state`` to become durable at the next sync.
 
@@ -107,6 +115,11 @@ class NodeLog(Protocol):
 
         Returns only when it would survive a crash. :class:`DiskFullError`: nothing lost,
         retry later. Any other exception: the log refuses further use."""
+
+    def space_low(self) -> bool:
+        """Whether the disk is about to run out: the log still takes Raft's own writes, but
+        a host should refuse new client writes until this turns false again. Measured anew
+        on every call (cheap enough to ask once a tick)."""
 
     def close(self) -> None:
         """Release files; staged writes not yet synced are dropped (as a crash would)."""
@@ -147,7 +160,7 @@ class StateMachine(Protocol):
     def applied_index(self) -> int:
         """The index of the last entry whose effects are stored (0 if none)."""
 
-    def apply(self, entries: Sequence[Entry]) -> list[object | None]:
+    def apply(self, entries: Sequence[Entry]) -> Sequence[object | None]:
         """Apply committed ``entries`` (consecutive, starting at ``applied_index() + 1``; any
         at or below it are skipped and get None). One result per entry: what the client that
         proposed it is told, or None for entries that carry no command."""

@@ -68,6 +68,10 @@ class FileSystem(Protocol):
         """Create ``path`` and missing parents, fsyncing each new name into its parent, so
         files later made durable inside cannot vanish with the directory."""
 
+    def free_bytes(self, path: Path) -> int:
+        """Bytes still free to an unprivileged writer on the file system holding ``path``."""
+        ...
+
     def fsync_dir(self, path: Path) -> None:
         """Make the directory's entries (created, renamed, deleted names) durable."""
 
@@ -151,6 +155,13 @@ class OsFileSystem:
             directory.mkdir(exist_ok=True)
             self.fsync_dir(directory.parent)
 
+    def free_bytes(self, path: Path) -> int:
+        flag = os.environ.get(DISK_FULL_FLAG_ENV)
+        if flag and os.path.exists(flag):
+            return 0  # TEST ONLY: the switch says the disk is full
+        stat = os.statvfs(path)
+        return stat.f_bavail * stat.f_frsize
+
     def fsync_dir(self, path: Path) -> None:
         fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
         try:
@@ -160,4 +171,8 @@ class OsFileSystem:
 
 
 OS_FILE_SYSTEM = OsFileSystem()
+
+DISK_FULL_FLAG_ENV = "KVORUM_TEST_DISK_FULL_FLAG"
+"""TEST ONLY: names a file; while it exists, :meth:`OsFileSystem.free_bytes` reports a full
+disk, so a real-process test can run a node out of space and give the space back."""
 """The default file system of every storage class."""

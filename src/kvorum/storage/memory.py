@@ -6,7 +6,10 @@ last :meth:`MemoryNodeLog.sync` made *durable*, and the writes *staged* since. R
 (as a real node reads its own unsynced writes back from the page cache). :meth:`crash` returns
 what a restarted node would find: the durable layer only, as if the power went out. Staged
 writes are kept as operations and replayed onto the durable layer by ``sync``, so the same
-truncation rules apply to both layers.
+truncation rules apply to both layers. :meth:`MemoryNodeLog.damage` plays what the WAL's
+repair leaves after synced data was damaged: a group's log cut back before its first lost
+entry, with a :class:`~kvorum.core.raft.RepairFence` that ``sync`` lifts once the durable
+log satisfies it (as the WAL does).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from dataclasses import dataclass, field
 from itertools import pairwise
 
 from kvorum.core.raft.messages import Entry, HardState, SnapshotMeta
+from kvorum.core.raft.repair import RepairFence
 from kvorum.core.shape import GroupId
 
 
@@ -27,10 +31,13 @@ class _LogState:
     snapshot_term: int = 0
     entries: list[Entry] = field(default_factory=list)
     hard_state: HardState = field(default_factory=HardState)
+    repair_fence: RepairFence | None = None
 
     def copy(self) -> _LogState:
         entries = list(self.entries)
-        return _LogState(self.snapshot_index, self.snapshot_term, entries, self.hard_state)
+        return _LogState(
+            self.snapshot_index, self.snapshot_term, entries, self.hard_state, self.repair_fence
+        )
 
     @property
     def last_index(self) -> int:
@@ -105,6 +112,10 @@ class MemoryGroupLog:
     def hard_state(self) -> HardState:
         return self._view.hard_state
 
+    @property
+    def repair_fence(self) -> RepairFence | None:
+        return self._durable.repair_fence
+
     def term(self, index: int) -> int:
         if index == 0:
             return 0
@@ -150,6 +161,11 @@ class MemoryGroupLog:
                 assert isinstance(value, SnapshotMeta)
                 durable.adopt_snapshot(value)
         self._staged.clear()
+        fence = durable.repair_fence
+        if fence is not None and fence.satisfied_by(
+            durable.last_index, durable.term(durable.last_index)
+        ):
+            durable.repair_fence = None
 
 
 class MemoryNodeLog:
@@ -161,6 +177,8 @@ class MemoryNodeLog:
         self._new: set[GroupId] = set()
         self.syncs = 0
         """How many times :meth:`sync` ran (tests count fsyncs with it)."""
+        self.low_on_space = False
+        """What :meth:`space_low` says (tests set it)."""
 
     def group_ids(self) -> list[GroupId]:
         return sorted(self._groups)
@@ -185,9 +203,35 @@ class MemoryNodeLog:
                 log._sync()
         self.syncs += 1
 
+    def space_low(self) -> bool:
+        return self.low_on_space
+
     def crash(self) -> MemoryNodeLog:
         """What a node restarted after a power cut finds: only what was synced."""
         return MemoryNodeLog({g: s.copy() for g, s in self._durable.items()})
+
+    def damage(self, group_id: GroupId, lost_from: int, damage: str = "") -> RepairFence:
+        """Lose ``group_id``'s synced entries from ``lost_from`` on, as the WAL's repair of
+        damaged batches leaves them (call it on a log fresh from :meth:`crash`): the log cut
+        back, and a fence up to its old last index, in terms up to its hard state's."""
+        state = self._durable[group_id]
+        if self._groups[group_id]._staged:
+            raise ValueError(f"group {group_id} has staged writes; damage a crashed log")
+        if not state.snapshot_index < lost_from <= state.last_index:
+            raise ValueError(
+                f"group {group_id} holds entries {state.snapshot_index + 1}..{state.last_index},"
+                f" cannot lose them from {lost_from}"
+            )
+        acknowledged, term = state.last_index, state.hard_state.term
+        old = state.repair_fence
+        if old is not None:
+            acknowledged = max(acknowledged, old.acknowledged_index)
+            term = max(term, old.fence_term)
+        term = max(term, state.term(state.last_index))
+        del state.entries[lost_from - state.snapshot_index - 1 :]
+        state.repair_fence = RepairFence(lost_from, acknowledged, term, damage)
+        self._groups[group_id] = MemoryGroupLog(group_id, state)
+        return state.repair_fence
 
     def close(self) -> None:
         self._groups = {}

@@ -17,6 +17,13 @@ On open each group's newest snapshot is checked against the WAL's marker for it:
 the WAL never heard of (a crash between the snapshot becoming durable and the sync that
 recorded it) is adopted then and there; a marker with no snapshot file, or a snapshot older
 than the marker, means acknowledged data is gone (:class:`StorageCorruptionError`).
+
+Repair from peers (``repair_from_peers=True``, for a node whose groups have peers): damage to
+a synced WAL batch whose header still says what it held is quarantined rather than refused,
+and each group that lost acknowledged entries opens cut back before them with a
+:attr:`DurableGroupLog.repair_fence`, which its Raft core must respect (see
+:mod:`kvorum.core.raft.repair`); the WAL lifts the fence once the group's durable log holds
+what was lost again.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from kvorum.core.raft.messages import Entry, HardState, SnapshotMeta
+from kvorum.core.raft.repair import RepairFence
 from kvorum.core.shape import GroupId
 from kvorum.storage.fs import OS_FILE_SYSTEM, FileSystem
 from kvorum.storage.snapshots import DEFAULT_KEEP, SnapshotStore
@@ -37,6 +45,9 @@ from kvorum.storage.wal import (
     SnapshotMarker,
     WALRecovery,
 )
+
+LOW_SPACE_BYTES = 32 * 1024 * 1024
+"""Free disk below which a node stops taking client writes (a few segments' zero-fill)."""
 
 
 class CompactedError(LookupError):
@@ -119,6 +130,12 @@ class DurableGroupLog:
     @property
     def snapshot_index(self) -> int:
         return self._snapshot_index
+
+    @property
+    def repair_fence(self) -> RepairFence | None:
+        """Set while this group's durable log lacks entries it had acknowledged before
+        storage damage was repaired (see :mod:`kvorum.core.raft.repair`)."""
+        return None if self._new else self._wal.repair_fence(self._group_id)
 
     def term(self, index: int) -> int:
         if index == 0:
@@ -239,9 +256,13 @@ class DurableNodeLog:
         segment_bytes: int = DEFAULT_SEGMENT_BYTES,
         block_bytes: int = DEFAULT_BLOCK_BYTES,
         keep_snapshots: int = DEFAULT_KEEP,
+        low_space_bytes: int = LOW_SPACE_BYTES,
+        repair_from_peers: bool = False,
     ) -> None:
         """Open (or create) the node's storage in ``directory``: replay the WAL (repairing a
-        torn tail, see :attr:`recovery`) and reconcile each group with its snapshots.
+        torn tail, see :attr:`recovery`, and with ``repair_from_peers`` quarantining
+        attributable damage, see the module docstring) and reconcile each group with its
+        snapshots. ``low_space_bytes``: below this much free disk, :meth:`space_low` says so.
 
         Raises :class:`~kvorum.storage.wal.WALCorruptionError`,
         :class:`~kvorum.storage.wal.WALFormatError`,
@@ -251,8 +272,13 @@ class DurableNodeLog:
         self._dir = Path(directory)
         self._fs = fs
         self._keep_snapshots = keep_snapshots
+        self._low_space_bytes = low_space_bytes
         self._wal = WAL(
-            self._dir / "wal", fs=fs, segment_bytes=segment_bytes, block_bytes=block_bytes
+            self._dir / "wal",
+            fs=fs,
+            segment_bytes=segment_bytes,
+            block_bytes=block_bytes,
+            repair=repair_from_peers,
         )
         self._dirty: set[GroupId] = set()
         self._groups = {
@@ -278,6 +304,10 @@ class DurableNodeLog:
     @property
     def wal(self) -> WAL:
         return self._wal
+
+    def repair_fences(self) -> dict[GroupId, RepairFence]:
+        """Every group still fetching entries that storage damage cost it."""
+        return self._wal.repair_fences()
 
     def _reconcile(self) -> None:
         for g, log in self._groups.items():
@@ -347,6 +377,12 @@ class DurableNodeLog:
             self._groups[g]._synced()
         self._dirty.clear()
         self.syncs += 1
+
+    def space_low(self) -> bool:
+        """Free disk below the low-space mark (one ``statvfs``). Raft's own writes fit in
+        what is left and in the space already zero-filled ahead of the log; client writes
+        should wait (see :mod:`kvorum.runtime.driver`)."""
+        return self._fs.free_bytes(self._dir) < self._low_space_bytes
 
     def close(self) -> None:
         self._wal.close()

@@ -140,6 +140,15 @@ def states(log: NodeLog) -> dict[GroupId, GroupState]:
 # --- staging and reading ---------------------------------------------------------------------
 
 
+def test_a_log_that_lost_nothing_has_no_repair_fence(harness: Harness) -> None:
+    log = harness.log.create_group(1)
+    assert log.repair_fence is None
+    log.stage(HardState(1, 1, 0), [entry(1), entry(2)])
+    harness.log.sync()
+    harness.crash()
+    assert harness.log.group(1).repair_fence is None
+
+
 def test_a_new_group_is_empty_and_staged_writes_read_back_before_sync(harness: Harness) -> None:
     g = harness.log.create_group(1)
     assert (g.group_id, g.first_index, g.last_index, g.last_term) == (1, 1, 0, 0)

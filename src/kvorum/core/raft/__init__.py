@@ -2,8 +2,9 @@
 
 Where things are: ``messages`` (entries, configurations, RPCs), ``log`` (the in-memory log and
 its cursors), ``quorum`` (where votes are counted and the commit index decided), ``progress``
-(the leader's per-follower replication state), ``node`` (the core itself, with one handler
-per role).
+(the leader's per-follower replication state), ``repair`` (a server whose storage lost
+acknowledged entries: fenced from elections until repaired), ``node`` (the core itself, with
+one handler per role).
 """
 
 from kvorum.core.raft.bootstrap import bootstrap_log
@@ -26,6 +27,7 @@ from kvorum.core.raft.node import (
     ReadState,
     UnsafeSwitches,
 )
+from kvorum.core.raft.repair import RepairFence, RepairReport
 from kvorum.core.raft.status import PeerStatus, RaftStatus, Role
 
 __all__ = [
@@ -43,6 +45,8 @@ __all__ = [
     "RaftReady",
     "RaftStatus",
     "ReadState",
+    "RepairFence",
+    "RepairReport",
     "Role",
     "Snapshot",
     "SnapshotMeta",

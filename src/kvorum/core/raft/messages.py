@@ -233,7 +233,8 @@ class AppendEntriesResponse:
     term: int
     success: bool
     match_index: int
-    """On success: the follower's log matches the leader's up to here."""
+    """On success: the follower's log matches the leader's up to here. With ``lost_entries``:
+    the follower's last index."""
     rejected_index: int = 0
     """On rejection: the ``prev_log_index`` that did not match (to spot stale rejections)."""
     conflict_index: int = 0
@@ -241,6 +242,11 @@ class AppendEntriesResponse:
     the follower's last index + 1 when its log is too short)."""
     conflict_term: int = 0
     """On rejection: the term of the follower's entry at ``rejected_index`` (0 if none)."""
+    lost_entries: bool = False
+    """Never with success. The follower lost entries it had acknowledged (storage damage,
+    repaired on restart) and its log now ends at ``match_index``: the leader lowers its match
+    index for it to that and replicates from there (see :mod:`kvorum.core.raft.repair`). Sent
+    as the answer to a rejected append (``rejected_index`` set) or unprompted (0)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -308,31 +314,6 @@ class ReadIndexResponse:
     ok: bool
 
 
-@dataclass(frozen=True, slots=True)
-class ClientForward:
-    """Not part of Raft: a follower hands client writes to the leader it knows (the runtime
-    intercepts these; cores never see them). ``body`` is the msgpack list of payloads."""
-
-    src: NodeId
-    dst: NodeId
-    term: int
-    req_id: int
-    body: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class ClientForwardReply:
-    """The leader's answer to a :class:`ClientForward`: ``body`` holds the packed replies,
-    or the error text when ``ok`` is false."""
-
-    src: NodeId
-    dst: NodeId
-    term: int
-    req_id: int
-    ok: bool
-    body: bytes
-
-
 RaftMessage = (
     RequestVote
     | RequestVoteResponse
@@ -348,35 +329,23 @@ RaftMessage = (
 )
 """Every message a Raft core steps (``RaftCore.step`` takes exactly these)."""
 
-Message = (
-    RequestVote
-    | RequestVoteResponse
-    | AppendEntries
-    | AppendEntriesResponse
-    | Heartbeat
-    | HeartbeatResponse
-    | InstallSnapshot
-    | InstallSnapshotResponse
-    | TimeoutNow
-    | ReadIndexRequest
-    | ReadIndexResponse
-    | ClientForward
-    | ClientForwardReply
-)
+RAFT_WIRE_TAGS: dict[type, int] = {
+    RequestVote: 0,
+    RequestVoteResponse: 1,
+    AppendEntries: 2,
+    AppendEntriesResponse: 3,
+    Heartbeat: 4,
+    HeartbeatResponse: 5,
+    InstallSnapshot: 6,
+    InstallSnapshotResponse: 7,
+    TimeoutNow: 8,
+    ReadIndexRequest: 9,
+    ReadIndexResponse: 10,
+}
+"""Each Raft message's number on the wire (protocol ``RAFT``). A number is given once and
+never changes or passes to another class: a new message takes a new number, and a removed
+message's number moves to :data:`RAFT_RETIRED_WIRE_TAGS`."""
 
-MESSAGE_TYPES: tuple[type, ...] = (
-    RequestVote,
-    RequestVoteResponse,
-    AppendEntries,
-    AppendEntriesResponse,
-    Heartbeat,
-    HeartbeatResponse,
-    InstallSnapshot,
-    InstallSnapshotResponse,
-    TimeoutNow,
-    ReadIndexRequest,
-    ReadIndexResponse,
-    ClientForward,
-    ClientForwardReply,
-)
-"""Every message class, in a fixed order (the wire codec uses the position as a type tag)."""
+RAFT_RETIRED_WIRE_TAGS: frozenset[int] = frozenset({11, 12})
+"""Numbers no Raft message may take again: 11 and 12 were ``ClientForward`` and
+``ClientForwardReply`` in wire version 1 (forwarding is now the NODE protocol's)."""

@@ -14,7 +14,8 @@ vote — are applied first in :meth:`step`. The implementation follows Ongaro's 
 and CheckQuorum (§9.6), fast log back-off with conflict hints, pipelined replication bounded per
 follower, commitment of current-term entries only (§3.6.2), ReadIndex and lease reads (§6.4),
 leader transfer (§3.10), single-server membership changes with learners (§4), and snapshots
-streamed in chunks (§5).
+streamed in chunks (§5). A server whose storage lost entries it had acknowledged starts fenced
+from elections until a leader has sent them again (:mod:`kvorum.core.raft.repair`).
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ from kvorum.core.raft.messages import (
 )
 from kvorum.core.raft.progress import Inflights, Progress, ProgressState
 from kvorum.core.raft.quorum import VoteResult, majority, quorum_value, tally_votes
+from kvorum.core.raft.repair import RepairFence, RepairReport
 from kvorum.core.raft.status import PeerStatus, RaftStatus, Role
 from kvorum.core.shape import Ready
 
@@ -78,6 +80,11 @@ class UnsafeSwitches:
     """Grant votes without checking that the candidate's log is at least as up to date."""
     commit_any_term: bool = False
     """Commit by counting replicas even for entries of earlier terms (Raft §5.4.2's trap)."""
+    vote_while_repairing: bool = False
+    """A server whose log lost acknowledged entries votes and campaigns as if it had not."""
+    ignore_lost_entries: bool = False
+    """A leader ignores a follower's report that it lost entries (and so never backs off
+    below the match index it once had for it)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,12 +182,17 @@ class RaftCore:
         snapshot: Snapshot | None = None,
         entries: Sequence[Entry] = (),
         applied: int | None = None,
+        repair_fence: RepairFence | None = None,
     ) -> None:
         """Start (or restart from what storage holds) server ``node_id``.
 
         ``conf`` is the bootstrap configuration, used when neither the snapshot nor the log
         says otherwise. ``applied`` is how far the application's state machine already is
-        (default: the snapshot's index); it must be at least the snapshot's index.
+        (default: the snapshot's index); it must be at least the snapshot's index (it may be
+        past the log: entries applied before storage lost them are not applied again).
+        ``repair_fence`` says that storage lost entries this server had acknowledged: it
+        then stays out of elections until a leader has sent them again
+        (:mod:`kvorum.core.raft.repair`).
         """
         self.id = node_id
         self.config = config
@@ -243,6 +255,12 @@ class RaftCore:
         self._stored_chunk: SnapshotData | None = None
         self._snapshot_to_install: Snapshot | None = None
         self._step_role = self._step_follower
+        self._repair: RepairReport | None = None
+        self._repair_asked: tuple[NodeId | None, int] | None = None
+        """Whom this fenced server last asked for its lost entries, and at which tick."""
+        if repair_fence is not None:
+            self._repair = RepairReport(repair_fence, completed=False)
+            self._maybe_finish_repair(None)
 
     # --- public API ------------------------------------------------------------------------
 
@@ -262,6 +280,21 @@ class RaftCore:
     def snapshot(self) -> Snapshot | None:
         """The newest snapshot this core knows (what it would send a lagging follower)."""
         return self._snapshot
+
+    @property
+    def repair(self) -> RepairReport | None:
+        """Where the repair of entries storage lost stands (None: nothing was lost)."""
+        return self._repair
+
+    @property
+    def fenced(self) -> bool:
+        """Whether this server lost acknowledged entries it has not got back yet (so it does
+        not stand for election, and votes only for a candidate that holds them)."""
+        rep = self._repair
+        return rep is not None and not rep.completed
+
+    def _out_of_elections(self) -> bool:
+        return self.fenced and not self.config.unsafe.vote_while_repairing
 
     def tick(self) -> None:
         self.ticks += 1
@@ -571,6 +604,7 @@ class RaftCore:
             conf=self.conf,
             lead_transferee=self.lead_transferee,
             progress=progress if self.role is Role.LEADER else {},
+            repair=self._repair,
         )
 
     # Cheap read-only scalars for hosts that consult them every round.
@@ -662,6 +696,12 @@ class RaftCore:
         self._append_as_leader([Entry(self.term, self.log.last_index + 1, b"")])
 
     def _campaign(self, pre_vote: bool, transfer: bool = False) -> None:
+        if self._out_of_elections():
+            # No leader heard from for an election timeout: instead of standing, ask every
+            # voter (whichever leads will answer) for what we lost.
+            self.leader_id = None
+            self._request_repair(None)
+            return
         if self.id not in self.conf.voters:
             return
         if pre_vote:
@@ -731,6 +771,14 @@ class RaftCore:
     # --- voting ----------------------------------------------------------------------------
 
     def _handle_vote_request(self, msg: RequestVote) -> None:
+        rep = self._repair
+        if self._out_of_elections() and rep is not None and not rep.fence.covered_by_candidate(
+            msg.last_log_index, msg.last_log_term
+        ):
+            # Our log lost entries we acknowledged: an up-to-date check against it could
+            # elect a candidate that lacks a committed entry (kvorum.core.raft.repair).
+            self._send(RequestVoteResponse(self.id, msg.src, self.term, False, msg.pre_vote))
+            return
         can_vote = (
             self.vote == msg.src
             or (self.vote is None and self.leader_id is None)
@@ -775,11 +823,16 @@ class RaftCore:
             self._heard_from_leader(msg.src)
             self.log.commit_to(min(msg.leader_commit, self.log.last_index))
             self._send(HeartbeatResponse(self.id, msg.src, self.term, msg.round))
+            if self.fenced:
+                self._request_repair(msg.src)
         elif isinstance(msg, InstallSnapshot):
             self._heard_from_leader(msg.src)
             self._handle_snapshot_chunk(msg)
         elif isinstance(msg, TimeoutNow):
-            if self.id in self.conf.voters:
+            if self._out_of_elections():
+                self._repair_asked = None  # the leader thinks we are caught up: tell it now
+                self._request_repair(msg.src)
+            elif self.id in self.conf.voters:
                 self._campaign(pre_vote=False, transfer=True)
         elif isinstance(msg, ReadIndexResponse):
             if msg.ok:
@@ -810,14 +863,26 @@ class RaftCore:
             else:
                 hint_term = self.log.term(rejected) or 0
                 hint_index = self.log.first_index_of_term_before(rejected)
+            fenced = self.fenced
+            if fenced:
+                self._repair_asked = (msg.src, self.ticks)  # this answer is the request
             self._send(
                 AppendEntriesResponse(
-                    self.id, msg.src, self.term, False, 0, rejected, hint_index, hint_term
+                    self.id,
+                    msg.src,
+                    self.term,
+                    False,
+                    self.log.last_index if fenced else 0,
+                    rejected,
+                    hint_index,
+                    hint_term,
+                    lost_entries=fenced,
                 )
             )
             return
         if had_conf or truncates_conf:
             self._recompute_conf()
+        self._maybe_finish_repair(msg.src)
         self._send(AppendEntriesResponse(self.id, msg.src, self.term, True, last_new))
 
     def _handle_snapshot_chunk(self, msg: InstallSnapshot) -> None:
@@ -846,6 +911,7 @@ class RaftCore:
         if self.log.match_term(meta.index, meta.term):
             # Our log already holds the snapshot's last entry: keep the suffix, fast-forward.
             self.log.commit_to(meta.index)
+            self._maybe_finish_repair(msg.src)
         else:
             # Conflicting or missing: the snapshot replaces our whole log.
             self.log.restore(meta.index, meta.term)
@@ -859,7 +925,41 @@ class RaftCore:
             self._base_conf = meta.conf
             self._conf_index = 0
             self._recompute_conf()
+            self._maybe_finish_repair(msg.src)
         self._send(AppendEntriesResponse(self.id, msg.src, self.term, True, meta.index))
+
+    # --- repair of lost entries -----------------------------------------------------------
+
+    def _request_repair(self, leader: NodeId | None) -> None:
+        """Tell ``leader`` (or, when none is known, every other voter: whichever leads will
+        act on it) that our log lost acknowledged entries and now ends at our last index. At
+        most once per election timeout to the same leader, since a fenced follower repeats
+        this on every heartbeat until the leader has acted."""
+        asked = self._repair_asked
+        if (
+            asked is not None
+            and asked[0] == leader
+            and self.ticks - asked[1] < self.config.election_timeout_ticks
+        ):
+            return
+        self._repair_asked = (leader, self.ticks)
+        targets = [leader] if leader is not None else sorted(self.conf.voters - {self.id})
+        for dst in targets:
+            self._send(
+                AppendEntriesResponse(
+                    self.id, dst, self.term, False, self.log.last_index, lost_entries=True
+                )
+            )
+
+    def _maybe_finish_repair(self, source: NodeId | None) -> None:
+        """Lift the fence once the log again holds everything we may have acknowledged
+        (:meth:`RepairFence.satisfied_by`); ``source`` is the leader whose entries did it."""
+        rep = self._repair
+        if rep is None or rep.completed:
+            return
+        if rep.fence.satisfied_by(self.log.last_index, self.log.last_term):
+            self._repair = RepairReport(rep.fence, True, source, self.log.last_index)
+            self._repair_asked = None
 
     # --- leader ----------------------------------------------------------------------------
 
@@ -920,6 +1020,9 @@ class RaftCore:
 
     def _handle_append_response(self, msg: AppendEntriesResponse, pr: Progress) -> None:
         if not msg.success:
+            lost = msg.lost_entries and not self.config.unsafe.ignore_lost_entries
+            if lost and self._follower_lost_entries(msg, pr):
+                return
             if msg.rejected_index == 0:
                 return  # a stale-term notice, already handled by the term rules
             if pr.state is ProgressState.REPLICATE:
@@ -960,6 +1063,22 @@ class RaftCore:
         if msg.src == self.lead_transferee and pr.match_index == self.log.last_index:
             self._send_timeout_now(msg.src)
         self._maybe_auto_promote()
+
+    def _follower_lost_entries(self, msg: AppendEntriesResponse, pr: Progress) -> bool:
+        """A follower says storage damage cut its log back to ``msg.match_index``. If we
+        believed it held more, lower its match index to that and replicate from there;
+        returns whether that was done. (Safe: a lower match index only delays commitment,
+        and the follower's log does match ours up to the lower value; see
+        :mod:`kvorum.core.raft.repair`.)"""
+        have = msg.match_index
+        if pr.match_index <= have:
+            return False  # our view already allows for the loss: an ordinary rejection
+        pr.match_index = have
+        if pr.state is ProgressState.SNAPSHOT:
+            return True  # the snapshot under way brings the follower past what it lost
+        pr.become_probe()
+        self._send_append(msg.src)
+        return True
 
     def _next_after_rejection(self, msg: AppendEntriesResponse, pr: Progress) -> int:
         nxt = msg.conflict_index

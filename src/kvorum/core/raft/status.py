@@ -15,6 +15,7 @@ from enum import Enum
 from typing import Any
 
 from kvorum.core.raft.messages import ConfState, NodeId
+from kvorum.core.raft.repair import RepairReport
 
 
 class Role(Enum):
@@ -53,6 +54,8 @@ class RaftStatus:
     conf: ConfState
     lead_transferee: NodeId | None = None
     progress: dict[NodeId, PeerStatus] = field(default_factory=dict)
+    repair: RepairReport | None = None
+    """Entries storage lost and this server fetches again (None: nothing was lost)."""
 
     @property
     def is_leader(self) -> bool:
@@ -76,4 +79,16 @@ class RaftStatus:
                 p: {"match": pr.match_index, "next": pr.next_index, "state": pr.state}
                 for p, pr in sorted(self.progress.items())
             },
+            "repair": None if self.repair is None else repair_dict(self.repair),
         }
+
+
+def repair_dict(report: RepairReport) -> dict[str, Any]:
+    """A repair's state as plain data (see :class:`RaftStatus.to_dict`)."""
+    return {
+        "lost_from": report.fence.lost_from,
+        "acknowledged_index": report.fence.acknowledged_index,
+        "completed": report.completed,
+        "repaired_from": report.repaired_from,
+        "damage": report.fence.damage,
+    }

@@ -26,11 +26,11 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from kvorum.core.raft import Entry, RaftCore
-from kvorum.core.shape import Envelope, GroupId
+from kvorum.core.shape import Envelope, GroupId, UnknownGroupError
 from kvorum.host.bootstrap import bootstrap_group, open_core
 from kvorum.host.errors import DiskFullRequestError, RequestError
 from kvorum.host.group import RaftGroup
-from kvorum.host.node import NodeHost, Round, UnknownGroupError
+from kvorum.host.node import NodeHost, Round
 from kvorum.host.waiters import CallbackWaiter
 from kvorum.host.world import TimerHandle
 from kvorum.kv.commands import check_command, encode_write
@@ -156,7 +156,11 @@ class SimNode:
         if cluster.storage_kind == "memory":
             self.storage = MemoryNodeStorage()
         else:
-            self.storage = DurableNodeStorage(self.machine.fs, segment_bytes=cluster.segment_bytes)
+            self.storage = DurableNodeStorage(
+                self.machine.fs,
+                segment_bytes=cluster.segment_bytes,
+                low_space_bytes=2 * cluster.segment_bytes,
+            )
         node_log = self.storage.node_log
         for gid in cluster.group_ids:
             if join:
@@ -326,6 +330,7 @@ class SimNode:
 
     def tick(self) -> None:
         self.host.tick()
+        self.driver.check_space()
         self.pump()
 
     # --- client requests -------------------------------------------------------------------

@@ -13,8 +13,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from kvorum.core.shape import GroupId
+
+if TYPE_CHECKING:
+    from kvorum.storage.wal.quarantine import QuarantinedBatch
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,3 +109,5 @@ class WALRecovery:
     segments: int
     batches: int
     torn_tail: TornTail | None
+    quarantined: tuple[QuarantinedBatch, ...] = ()
+    """Damaged batches this opening quarantined (see :mod:`kvorum.storage.wal.quarantine`)."""

@@ -7,8 +7,9 @@ rarely, so this is a handful of numbers however long the log, and :meth:`GroupIn
 needs no disk read), and *pieces*: byte ranges of whole batches in one segment, each holding
 the group's entries ``first .. last`` in order. A new run of entries that simply continues
 the last piece within ``block_bytes`` of file extends it; otherwise (a truncation, a new
-segment, or too long a range) it starts a new piece. Reading entries reads the pieces that
-cover them and picks the group's run out of each batch by the header's summary.
+segment, too long a range, or a quarantined batch in between, which a piece must never
+span) it starts a new piece. Reading entries reads the pieces that cover them and picks the
+group's run out of each batch by the header's summary.
 
 The rules are Raft's, applied to the pieces the same way at write time and at replay: entries
 from index i replace every live entry at an index >= i (pieces from i are dropped, the one
@@ -87,6 +88,21 @@ class GroupIndex:
         del self.term_starts[k:]
         del self.term_values[k:]
 
+    def truncate_after(self, index: int) -> None:
+        """Drop every entry after ``index`` (a repair cutting the log before lost entries)."""
+        if not self.snapshot_index <= index <= self.last_index:
+            raise ValueError(
+                f"cannot cut the log after {index} (snapshot {self.snapshot_index}, "
+                f"last index {self.last_index})"
+            )
+        term = self.term(index)
+        if term is None:
+            raise ValueError(f"the term of entry {index} is not known")
+        self._drop_pieces_from(index + 1)
+        self._drop_terms_from(index + 1)
+        self.last_index = index
+        self.last_term = term
+
     def apply_marker(self, marker: SnapshotMarker) -> None:
         if marker.discard_log or marker.index > self.last_index:
             self._drop_pieces_from(0)
@@ -142,6 +158,7 @@ class GroupIndex:
             and tail.segment is segment
             and tail.last == first - 1
             and end - tail.start <= block_bytes
+            and tail.end >= segment.quarantined_until
         ):
             tail.end = end
             tail.last = last

@@ -18,6 +18,13 @@ all further use (:class:`~kvorum.storage.wal.errors.WALClosedError`).
 After each batch the log deletes the oldest segments no group still needs
 (:mod:`~kvorum.storage.wal.segments`), and :meth:`WAL.pinning_groups` says which groups keep
 the oldest one alive, so the host can ask them to snapshot.
+
+Repair: opened with ``repair=True``, the log accepts attributable damage to synced batches
+(:mod:`~kvorum.storage.wal.recovery`): the groups that lost acknowledged entries are cut back
+and carry a :class:`~kvorum.core.raft.RepairFence` (:meth:`WAL.repair_fences`) until a batch
+makes their log satisfy it, when the log lifts it durably (after that batch's fdatasync,
+never before). A quarantined batch's segment and the segments after it up to the one active
+when it was quarantined are deleted together (:mod:`~kvorum.storage.wal.quarantine`).
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from kvorum.core.raft.messages import Entry
+from kvorum.core.raft.repair import RepairFence
 from kvorum.core.shape import GroupId
 from kvorum.storage.contracts import DiskFullError
 from kvorum.storage.fs import OS_FILE_SYSTEM, FileSystem
@@ -45,6 +53,7 @@ from kvorum.storage.wal.frame import (
     record_entry,
 )
 from kvorum.storage.wal.groups import GroupIndex
+from kvorum.storage.wal.quarantine import QuarantinedBatch, save_quarantine
 from kvorum.storage.wal.recovery import recover
 from kvorum.storage.wal.segments import (
     DEFAULT_SEGMENT_BYTES,
@@ -77,11 +86,13 @@ class WAL:
         fs: FileSystem = OS_FILE_SYSTEM,
         segment_bytes: int = DEFAULT_SEGMENT_BYTES,
         block_bytes: int = DEFAULT_BLOCK_BYTES,
+        repair: bool = False,
     ) -> None:
         """Open (or create) the log in ``directory``, replaying and repairing it.
 
         Raises :class:`~kvorum.storage.wal.errors.WALCorruptionError` if synced data is
-        damaged, :class:`~kvorum.storage.wal.errors.WALFormatError` for a format-1 log; a
+        damaged (unless ``repair`` and the damage is attributable: see the module
+        docstring), :class:`~kvorum.storage.wal.errors.WALFormatError` for a format-1 log; a
         torn tail is repaired and described in :attr:`recovery`.
         """
         if segment_bytes < 512:
@@ -96,11 +107,12 @@ class WAL:
         self._batches_written = 0
         self._tear_at = faults.tear_at_batch()
         fs.make_dirs_durable(self._dir)
-        recovered = recover(fs, self._dir, block_bytes)
+        recovered = recover(fs, self._dir, block_bytes, repair=repair)
         self.recovery: WALRecovery = recovered.recovery
         self._segments = recovered.segments
         self._groups = recovered.groups
         self._next_seq = recovered.next_seq
+        self._quarantine = recovered.quarantine
         if not self._segments:
             self._new_segment([])
         else:
@@ -137,10 +149,27 @@ class WAL:
         when only the active segment is left): snapshotting them frees it."""
         if len(self._segments) < 2:
             return []
-        oldest = self._segments[0]
+        # A quarantined batch pins a run of segments that go together (see the docstring).
+        through = self._quarantine.pinned_through(self._segments[0].seq)
+        held = {s.seq for s in self._segments[:-1] if s.seq <= through}
         return sorted(
-            g for g, group in self._groups.items() if any(p.segment is oldest for p in group.pieces)
+            g
+            for g, group in self._groups.items()
+            if any(p.segment.seq in held for p in group.pieces)
         )
+
+    def repair_fences(self) -> dict[GroupId, RepairFence]:
+        """The groups that lost acknowledged entries and have not got them back yet."""
+        return dict(self._quarantine.fences)
+
+    def repair_fence(self, group_id: GroupId) -> RepairFence | None:
+        """``group_id``'s fence (None: it lost nothing it has not got back)."""
+        return self._quarantine.fences.get(group_id)
+
+    @property
+    def quarantined_batches(self) -> list[QuarantinedBatch]:
+        """Damaged batches replay steps over (see :mod:`~kvorum.storage.wal.quarantine`)."""
+        return list(self._quarantine.batches)
 
     # --- writing -----------------------------------------------------------------------
 
@@ -178,7 +207,30 @@ class WAL:
         active.records_end = offset + len(frame)
         self._apply(writes, active, offset, offset + len(frame))
         self._batches_written += 1
+        if self._quarantine.fences:
+            self._lift_satisfied_fences(writes)
         self._delete_unneeded_segments()
+
+    def _lift_satisfied_fences(self, writes: Sequence[GroupWrite]) -> None:
+        """Record durably that groups of this (durable) batch again hold what they lost."""
+        fences = self._quarantine.fences
+        lifted = [
+            w.group_id
+            for w in writes
+            if w.group_id in fences
+            and fences[w.group_id].satisfied_by(
+                self._groups[w.group_id].last_index, self._groups[w.group_id].last_term
+            )
+        ]
+        if not lifted:
+            return
+        for g in lifted:
+            del fences[g]
+        try:
+            save_quarantine(self._fs, self._dir, self._quarantine)
+        except BaseException as exc:
+            self._failed = exc  # what the disk holds is unknown now: stop, as for fsync
+            raise
 
     def _check_writes(self, writes: Sequence[GroupWrite]) -> None:
         seen: set[GroupId] = set()
@@ -294,6 +346,9 @@ class WAL:
             if segment.pieces:
                 break
             doomed.append(segment)
+        # Segments a quarantined batch pins go together or not at all.
+        while doomed and self._quarantine.pinned_through(doomed[-1].seq) > doomed[-1].seq:
+            doomed.pop()
         if not doomed:
             return
         for segment in doomed:

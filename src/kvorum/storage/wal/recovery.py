@@ -21,6 +21,18 @@ A bit flip inside the very last batch looks exactly like a torn write and is cut
 can tell them apart without a second copy, and that batch is the one a crash may legitimately
 lose. The test-only :data:`~kvorum.storage.wal.faults.UNSAFE_DISABLE_TORN_TAIL_REPAIR` turns
 every bad batch into corruption, to prove the tests that rely on the cut can fail.
+
+Repair (only when the caller asks for it: a node whose peers can give lost entries back).
+Corruption whose damage is *attributable* — the bad batch's header is whole, so its summary
+says which groups lost which entries, and it carries the sequence number due, so it is the
+batch that was written there — is quarantined instead of refused
+(:mod:`kvorum.storage.wal.quarantine`): replay steps over it, the groups it touched are cut
+back before their first lost entry (:mod:`kvorum.storage.wal.losses`) and fenced until their
+node has fetched the entries again. The record of that is durable before the log is used, so
+every later start replays around the same batch the same way. Damage that is not
+attributable (an unreadable header), or whose loss peers cannot make good (a lost hard state
+nothing repeats, a lost snapshot marker), is refused as before, and so is everything when
+repair is not asked for.
 """
 
 from __future__ import annotations
@@ -30,6 +42,7 @@ from dataclasses import dataclass
 from itertools import pairwise
 from pathlib import Path
 
+from kvorum.core.raft.repair import RepairFence
 from kvorum.core.shape import GroupId
 from kvorum.storage.fs import FileSystem
 from kvorum.storage.wal import faults
@@ -57,11 +70,19 @@ from kvorum.storage.wal.frame import (
     record_marker,
 )
 from kvorum.storage.wal.groups import GroupIndex
+from kvorum.storage.wal.losses import LossTracker, Unrepairable
+from kvorum.storage.wal.quarantine import (
+    Quarantine,
+    QuarantinedBatch,
+    load_quarantine,
+    save_quarantine,
+)
 from kvorum.storage.wal.segments import (
     SEGMENT_NAME,
     TEMP_SUFFIX,
     V1_SEGMENT_NAME,
     Segment,
+    segment_name,
 )
 
 log = logging.getLogger(__name__)
@@ -73,6 +94,7 @@ class Recovered:
     groups: dict[GroupId, GroupIndex]
     next_seq: int
     recovery: WALRecovery
+    quarantine: Quarantine
 
 
 def lost_of(header: BatchHeader) -> tuple[LostGroupData, ...]:
@@ -139,6 +161,7 @@ def _apply_batch(
     header: BatchHeader,
     *,
     block_bytes: int,
+    losses: LossTracker,
 ) -> None:
     """Replay one whole batch; raises WALCorruptionError if it contradicts the log."""
     end = pos + header.frame_length
@@ -171,28 +194,26 @@ def _apply_batch(
                 if group is None:
                     group = groups[g] = GroupIndex()
                     group.apply_checkpoint(checkpoint)
-                elif (group.snapshot_index, group.last_index) != (
-                    checkpoint.snapshot_index,
-                    checkpoint.last_index,
-                ):
+                elif not losses.check_checkpoint(g, group, checkpoint):
                     raise bad(
                         f"the checkpoint says snapshot {checkpoint.snapshot_index}, last index "
                         f"{checkpoint.last_index}; the log before it says "
-                        f"{group.snapshot_index}, {group.last_index}"
+                        f"{group.snapshot_index}, {losses.end_of_log(g, group)}"
                     )
                 continue
             if group is None:
                 group = groups[g] = GroupIndex()
             if record.record_type is RecordType.MARKER:
                 marker = record_marker(record)
-                group.apply_marker(marker)
+                losses.apply_marker(g, group, marker)
             elif record.record_type is RecordType.ENTRY:
                 index = record.a
                 if not terms:
-                    if index <= group.snapshot_index or index > group.last_index + 1:
+                    end_of_log = losses.end_of_log(g, group)
+                    if index <= group.snapshot_index or index > end_of_log + 1:
                         raise bad(
                             f"entry {index} does not follow the log (snapshot "
-                            f"{group.snapshot_index}, last index {group.last_index})"
+                            f"{group.snapshot_index}, last index {end_of_log})"
                         )
                     first = index
                 elif index != first + len(terms):
@@ -200,16 +221,19 @@ def _apply_batch(
                 terms.append(record.b)
             else:
                 if terms:
-                    group.apply_entries(
-                        segment, pos, end, first=first, terms=terms, block_bytes=block_bytes
-                    )
+                    if losses.keep_entries(g, group, first, terms):
+                        group.apply_entries(
+                            segment, pos, end, first=first, terms=terms, block_bytes=block_bytes
+                        )
                     terms = []
                 group.hard_state = record_hard_state(record)
+                losses.hard_state_seen(g)
         if terms:
             assert group is not None
-            group.apply_entries(
-                segment, pos, end, first=first, terms=terms, block_bytes=block_bytes
-            )
+            if losses.keep_entries(g, group, first, terms):
+                group.apply_entries(
+                    segment, pos, end, first=first, terms=terms, block_bytes=block_bytes
+                )
 
 
 def _cut(fs: FileSystem, path: Path, offset: int, length: int) -> None:
@@ -222,14 +246,57 @@ def _cut(fs: FileSystem, path: Path, offset: int, length: int) -> None:
         file.close()
 
 
-def recover(fs: FileSystem, directory: Path, block_bytes: int) -> Recovered:
-    """Replay the WAL in ``directory`` (see the module docstring)."""
+def _refuse(directory: Path, batch: QuarantinedBatch, why: str) -> WALCorruptionError:
+    """The error for a damaged batch that cannot be repaired: its original description."""
+    path = directory / segment_name(batch.segment_seq)
+    # batch.damage already reads "WAL corrupted in <path> at byte offset <n>: <reason>...".
+    prefix = f"WAL corrupted in {path} at byte offset {batch.offset}: "
+    reason = batch.damage.removeprefix(prefix)
+    return WALCorruptionError(
+        path,
+        batch.offset,
+        f"{reason}; it cannot be repaired from peers: {why}",
+        lost=batch.lost,
+        batch_seq=batch.batch_seq,
+    )
+
+
+def recover(
+    fs: FileSystem, directory: Path, block_bytes: int, *, repair: bool = False
+) -> Recovered:
+    """Replay the WAL in ``directory`` (see the module docstring); with ``repair``, accept
+    attributable damage and record it (:mod:`kvorum.storage.wal.quarantine`)."""
     found = _list_segments(fs, directory)
+    quarantine = load_quarantine(fs, directory)
+    if quarantine.fences and not repair:
+        g, fence = min(quarantine.fences.items())
+        raise WALCorruptionError(
+            directory,
+            0,
+            f"{fence.damage}; group {g} has not yet fetched its lost entries "
+            f"{fence.describe()} from its peers, and this node was opened without repair "
+            "(start it as a cluster node to finish the repair)",
+        )
     groups: dict[GroupId, GroupIndex] = {}
+    losses = LossTracker(groups)
     segments: list[Segment] = []
     expected: int | None = None
     batches = 0
     torn: TornTail | None = None
+    newly: list[QuarantinedBatch] = []
+    newest_segment = found[-1][0] if found else 0
+
+    def skip(batch: QuarantinedBatch, segment: Segment, position: int) -> None:
+        base = position == 0 and batch.offset == len(SEGMENT_MAGIC)
+        try:
+            losses.lose(batch, base_of_log=base)
+        except Unrepairable as exc:
+            raise _refuse(directory, batch, exc.why) from exc
+        segment.quarantined_until = batch.offset + batch.frame_length
+        segment.records_end = segment.quarantined_until
+        if not all(x.checkpoint for x in batch.lost):
+            segment.has_data = True
+
     for position, (seq, path) in enumerate(found):
         data = fs.read_file(path)
         is_last = position == len(found) - 1
@@ -239,6 +306,14 @@ def recover(fs: FileSystem, directory: Path, block_bytes: int) -> Recovered:
         segments.append(segment)
         pos = len(SEGMENT_MAGIC)
         while pos < len(data):
+            known = quarantine.batch_at(seq, pos)
+            if known is not None:
+                if pos + known.frame_length > len(data):
+                    raise _refuse(directory, known, "the segment is now shorter than it")
+                skip(known, segment, position)
+                pos += known.frame_length
+                expected = known.batch_seq + 1
+                continue
             header = parse_header(data, pos)
             if isinstance(header, str):
                 reason: str | None = header
@@ -248,7 +323,9 @@ def recover(fs: FileSystem, directory: Path, block_bytes: int) -> Recovered:
                     reason = f"batch sequence number {header.seq} where {expected} was due"
             if reason is None:
                 assert isinstance(header, BatchHeader)
-                _apply_batch(groups, segment, data, pos, header, block_bytes=block_bytes)
+                _apply_batch(
+                    groups, segment, data, pos, header, block_bytes=block_bytes, losses=losses
+                )
                 if not all(s.flags & RunFlags.CHECKPOINT for s in header.groups):
                     segment.has_data = True
                 pos += header.frame_length
@@ -262,7 +339,8 @@ def recover(fs: FileSystem, directory: Path, block_bytes: int) -> Recovered:
             lost = lost_of(readable) if readable is not None else None
             seq_of_bad = readable.seq if readable is not None else None
             later = _later_batch(data, pos, expected)
-            if not is_last or later is not None or faults.UNSAFE_DISABLE_TORN_TAIL_REPAIR:
+            synced = not is_last or later is not None
+            if synced or faults.UNSAFE_DISABLE_TORN_TAIL_REPAIR:
                 if later is not None:
                     reason += (
                         f", yet a valid later batch (sequence {later[1]}) follows at {later[0]}"
@@ -271,7 +349,27 @@ def recover(fs: FileSystem, directory: Path, block_bytes: int) -> Recovered:
                     reason += ", yet a later segment follows"
                 if lost is None:
                     reason += "; its header is unreadable, so the groups affected are unknown"
-                raise WALCorruptionError(path, pos, reason, lost=lost, batch_seq=seq_of_bad)
+                error = WALCorruptionError(path, pos, reason, lost=lost, batch_seq=seq_of_bad)
+                attributable = (
+                    readable is not None
+                    and (expected is None or readable.seq == expected)
+                    and pos + readable.frame_length <= len(data)
+                )
+                if not (repair and synced and attributable):
+                    raise error
+                assert readable is not None and lost is not None
+                batch = QuarantinedBatch(
+                    seq, pos, readable.frame_length, readable.seq, newest_segment, lost,
+                    str(error),
+                )
+                skip(batch, segment, position)
+                newly.append(batch)
+                log.warning(
+                    "%s: quarantined; what it held is fetched again from peers", error
+                )
+                pos += readable.frame_length
+                expected = readable.seq + 1
+                continue
             dropped = len(data.rstrip(b"\x00")) - pos
             _cut(fs, path, pos, dropped)
             torn = TornTail(path, pos, dropped, reason, lost)
@@ -295,5 +393,43 @@ def recover(fs: FileSystem, directory: Path, block_bytes: int) -> Recovered:
                         f"group {g}: entries {first}..{last} are in no segment",
                         lost=(LostGroupData(g, first, last, False, False, False),),
                     )
+    try:
+        new_fences = losses.fences({b.batch_seq for b in newly})
+    except Unrepairable as exc:
+        raise _refuse(directory, exc.batch, exc.why) from exc
+    changed = _settle_fences(quarantine, groups, new_fences)
+    if newly:
+        quarantine.batches.extend(newly)
+    if segments and quarantine.forget_segments_before(segments[0].seq):
+        changed = True
+    if newly or changed:
+        save_quarantine(fs, directory, quarantine)
     next_seq = expected if expected is not None else 1
-    return Recovered(segments, groups, next_seq, WALRecovery(len(found), batches, torn))
+    recovery = WALRecovery(len(found), batches, torn, tuple(newly))
+    return Recovered(segments, groups, next_seq, recovery, quarantine)
+
+
+def _settle_fences(
+    quarantine: Quarantine,
+    groups: dict[GroupId, GroupIndex],
+    new_fences: dict[GroupId, RepairFence],
+) -> bool:
+    """Merge this replay's new fences into the record's, and drop every fence the log
+    already satisfies; True if the record changed."""
+    changed = False
+    for g, fresh in new_fences.items():
+        old = quarantine.fences.get(g)
+        # Damage again before the first was repaired: wait for both.
+        quarantine.fences[g] = fresh if old is None else RepairFence(
+            fresh.lost_from,
+            max(old.acknowledged_index, fresh.acknowledged_index),
+            max(old.fence_term, fresh.fence_term),
+            f"{old.damage}; then {fresh.damage}",
+        )
+        changed = True
+    for g, fence in list(quarantine.fences.items()):
+        group = groups.get(g)
+        if group is not None and fence.satisfied_by(group.last_index, group.last_term):
+            del quarantine.fences[g]
+            changed = True
+    return changed

@@ -52,6 +52,9 @@ class Segment:
     """Whether anything beyond the checkpoint was written (worth rolling over)."""
     pieces: int = 0
     """How many groups' read-index pieces point into this segment (0: deletable)."""
+    quarantined_until: int = 0
+    """Where the last quarantined batch in this segment ends (0: none): no read-index piece
+    may span it (see :mod:`kvorum.storage.wal.quarantine`)."""
     file: File | None = None
     """Open for writing while this is the active segment."""
 
