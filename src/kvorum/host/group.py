@@ -75,7 +75,7 @@ from kvorum.host.errors import NoLeaderError, RequestError, RetryableError, Writ
 from kvorum.host.messages import ForwardReply, ForwardRequest
 from kvorum.host.waiters import CallbackWaiter, Waiter, fail, settle
 from kvorum.host.world import HostWorld, TimerHandle
-from kvorum.storage.contracts import GroupLog, SnapshotStore, StateMachine
+from kvorum.storage.contracts import DiskFullError, GroupLog, SnapshotStore, StateMachine
 
 log = logging.getLogger(__name__)
 
@@ -189,6 +189,9 @@ class RaftGroup:
         self._notice_timer: TimerHandle | None = None
         self._snapshotting = False
         self._snapshot_done: SnapshotMeta | None = None
+        self._fatal: BaseException | None = None
+        """An error off the host's thread that leaves the group unable to promise anything;
+        raised by the next round, which stops the node."""
         self._round_ready: RaftReady | None = None
         self._repair_pending = core.fenced
         self._repair_completed_ms: float | None = None
@@ -291,7 +294,8 @@ class RaftGroup:
 
     def has_input(self) -> bool:
         return bool(
-            self._inbox
+            self._fatal is not None
+            or self._inbox
             or self._pending_writes
             or self._pending_reads
             or self._snapshot_done is not None
@@ -307,6 +311,8 @@ class RaftGroup:
         """Step 1 of a round: feed the core its inputs, take its ready, send what may go
         early, stage what must be persisted. Returns the ready (None if there is none)."""
         core = self.core
+        if self._fatal is not None:
+            raise self._fatal
         if self._inbox:
             inbox, self._inbox = self._inbox, []
             for msg in inbox:
@@ -523,8 +529,16 @@ class RaftGroup:
 
         def done(_: Any, error: BaseException | None) -> None:
             self._snapshotting = False
+            if isinstance(error, DiskFullError):
+                log.error("group %d: no room for a snapshot at %d: %s", self.group_id, index, error)
+                return  # tried again once more entries are applied
             if error is not None:
+                # A failed fsync may have lost the snapshot directory's name (or the file)
+                # while the page cache still shows it: carrying on, later snapshots would go
+                # where a power cut can erase them. Stop, as on a failed log sync.
                 log.error("group %d: snapshot at %d failed: %r", self.group_id, index, error)
+                self._fatal = error
+                self.on_work()
                 return
             self._snapshot_done = meta
             self.on_work()  # a round must adopt it, even if nothing else happens here

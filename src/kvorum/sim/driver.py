@@ -132,7 +132,11 @@ class SimDriver(Generic[RoundT]):
         """Run rounds until there is nothing to do or the disk is busy."""
         host = self.host
         while not self.stopped and not self.busy and host.has_work():
-            rnd = host.start_round()
+            try:
+                rnd = host.start_round()
+            except OSError as exc:  # a disk error off the round's thread, reported now
+                self._stop_on(exc)
+                return
             self._on_round(rnd)
             if not rnd.must_sync:
                 host.finish_round(rnd)
@@ -150,6 +154,13 @@ class SimDriver(Generic[RoundT]):
                 self.world.after(self.world.rng.randrange(latency), trap)
             self.world.after(latency, self._sync_done)
             return
+
+    def _stop_on(self, exc: OSError) -> None:
+        """A disk error the node cannot promise anything after: it stops."""
+        self.host.abandon_round()
+        self.stop()
+        self.world.stats["fatal disk errors"] += 1
+        self._on_fatal(exc)
 
     def _sync_done(self) -> None:
         rnd = self._round
@@ -182,10 +193,7 @@ class SimDriver(Generic[RoundT]):
             self.world.after(self.disk_retry_us, self._sync_done)
             return False
         except OSError as exc:
-            host.abandon_round()
-            self.stop()
-            self.world.stats["fatal disk errors"] += 1
-            self._on_fatal(exc)
+            self._stop_on(exc)
             return False
         finally:
             fs.failing_fsyncs = 0

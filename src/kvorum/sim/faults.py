@@ -19,12 +19,10 @@ The disk faults act on a node's :class:`~kvorum.sim.disk.SimFileSystem`:
   its acknowledged data, and carry on by itself once space returns;
 - *fsync-fail*: the first fsync of the node's next sync fails with EIO; the node must
   stop, and it is restarted from its disk;
-- *fsync-fail-anywhere*: the node's next fsync fails, whatever writes it. Not in ``all``:
-  a snapshot written in the background that meets it is only logged and the node carries
-  on; if the failed fsync was the one that made a new snapshot directory's name durable,
-  later snapshots land in a directory a power cut can erase while the log already points
-  at them, and the node then refuses to start (the host should stop on it as on a failed
-  sync of its log);
+- *fsync-fail-anywhere*: the node's next fsync fails, whatever writes it — a snapshot
+  written in the background included: the node must stop on it as on a failed sync of its
+  log (once it only logged it, and a later power cut could erase the directory its log
+  pointed into: the node then refused to start);
 - *lying-fsync*: for a while fsync returns without syncing, then the power fails. A Raft
   node cannot survive losing data it acknowledged, so this one is left out of ``all`` until
   nodes can repair such damage from their peers; ask for it by name.
@@ -81,9 +79,8 @@ GENERIC_FAULTS: tuple[FaultKind, ...] = (
     ),
     FaultKind(
         "fsync-fail-anywhere",
-        "a node's next fsync fails (EIO), whatever it syncs: also a snapshot written in the"
-        " background, which the node only logs",
-        in_all=False,
+        "a node's next fsync fails (EIO), whatever it syncs (a background snapshot too):"
+        " it stops and restarts",
     ),
     FaultKind(
         "lying-fsync",
