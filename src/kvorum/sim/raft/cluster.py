@@ -12,7 +12,6 @@ leaders). Servers join and leave as membership faults ask (:meth:`RaftCluster.ad
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -22,6 +21,7 @@ from kvorum.core.raft import RaftConfig, RaftReady
 from kvorum.core.shape import Envelope, GroupId
 from kvorum.host.group import GroupConfig, RaftGroup
 from kvorum.host.node import HostConfig
+from kvorum.shard.router import SlotRouter
 from kvorum.sim.machine import TICK_US
 from kvorum.sim.raft.clients import KVClients
 from kvorum.sim.raft.node import SimNode
@@ -65,13 +65,20 @@ class RaftCluster:
         storage: str = "durable",
         segment_bytes: int = DEFAULT_SEGMENT_BYTES,
         value_padding: int = 0,
+        keyspace_survives_crash: bool = True,
     ) -> None:
-        """``value_padding``: filler bytes after every value clients write."""
+        """``value_padding``: filler bytes after every value clients write.
+        ``keyspace_survives_crash``: a node's state machines keep what they committed over a
+        crash (as LMDB survives a process crash) or lose it all (a machine crash, after which
+        a node rebuilds them from its snapshots and log)."""
         self.world = world
         self.raft_config = raft_config
         self.node_ids = list(range(1, node_count + 1))
         self.initial_ids = list(self.node_ids)
         self.group_ids = list(range(groups))
+        self.router = SlotRouter(self.group_ids)
+        """Which group holds a key: the runtime's routing (hash slots cut into runs)."""
+        self.keyspace_survives_crash = keyspace_survives_crash
         self.lease_reads = lease_reads
         self.storage_kind = storage
         self.segment_bytes = segment_bytes
@@ -132,7 +139,7 @@ class RaftCluster:
         self.trace(f"n{node_id} DECOMMISSIONED")
 
     def group_of(self, key: str) -> GroupId:
-        return zlib.crc32(key.encode()) % len(self.group_ids)
+        return self.router.group_of(key.encode())
 
     def leader(self, group_id: GroupId = 0) -> int | None:
         """The up node that leads ``group_id`` in the highest term, if any."""

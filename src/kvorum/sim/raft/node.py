@@ -3,7 +3,8 @@
 Theory of operation: a :class:`SimNode` is what a real node is — a
 :class:`~kvorum.host.node.NodeHost` with its groups, each running a
 :class:`~kvorum.core.raft.RaftCore` over the node's log and a snapshot store, with the real
-:class:`~kvorum.kv.state_machine.KVStateMachine` on the in-memory engine — running on a
+state machine (:class:`~kvorum.kv.group_machine.KVGroupMachine`, each group a span of one
+in-memory keyspace routed by hash slot as on a real node) — running on a
 :class:`~kvorum.sim.machine.SimMachine`. By default its log and snapshots are the durable
 ones (:class:`~kvorum.sim.storage.DurableNodeStorage`: the real WAL on the machine's
 simulated disk). Its rounds are driven by a :class:`~kvorum.sim.driver.SimDriver` exactly as
@@ -12,9 +13,10 @@ Forwarding, held commit notices, write-loss detection, coalesced heartbeats and 
 are the host's own code, so the simulator tests them as they run in production.
 
 *Crash*: the host and everything in memory are thrown away and the disk loses power
-(unsynced writes lost or torn). The state machine — in memory, like a page cache that died
-with the machine — is rebuilt on restart from the newest snapshot and the log, which the
-restart opens from the disk as a real node does. A node that stops by itself (an fsync
+(unsynced writes lost or torn). The keyspace either keeps what it committed (as LMDB survives
+a process crash) or loses everything (a machine crash) — the seed decides — and the restart
+catches it up from the newest snapshot and the log, which it opens from the disk as a real
+node does. A node that stops by itself (an fsync
 failed) goes down the same way: nothing it held in memory can be trusted, and the simulator
 treats the stop as a crash of the machine, so its disk keeps only what reached the platter.
 """
@@ -22,10 +24,10 @@ treats the stop as a crash of the machine, so its disk keeps only what reached t
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from kvorum.core.raft import Entry, RaftCore
+from kvorum.core.raft import RaftCore
 from kvorum.core.shape import Envelope, GroupId, UnknownGroupError
 from kvorum.host.bootstrap import bootstrap_group, open_core
 from kvorum.host.errors import DiskFullRequestError, RequestError
@@ -34,7 +36,9 @@ from kvorum.host.node import NodeHost, Round
 from kvorum.host.waiters import CallbackWaiter
 from kvorum.host.world import TimerHandle
 from kvorum.kv.commands import check_command, encode_write
-from kvorum.kv.memory_engine import MemoryEngine
+from kvorum.kv.group_machine import KVGroupMachine
+from kvorum.kv.key_order import HASH_ORDER, HashOrder
+from kvorum.kv.memory_keyspace import MemoryKeyspace
 from kvorum.kv.replies import OK, ErrorReply
 from kvorum.kv.results import KVResultCodec
 from kvorum.kv.state_machine import KVStateMachine
@@ -53,35 +57,6 @@ if TYPE_CHECKING:
 WALL_EPOCH_MS = 1_700_000_000_000
 """Virtual time zero on the wall clock writes are stamped with (expiry needs a plausible
 Unix time)."""
-
-
-class KVMachine:
-    """The KV state machine as a host's :class:`~kvorum.storage.contracts.StateMachine`."""
-
-    def __init__(self, machine: KVStateMachine) -> None:
-        self.kv = machine
-
-    def applied_index(self) -> int:
-        return self.kv.engine.applied_index()
-
-    def apply(self, entries: Sequence[Entry]) -> list[object | None]:
-        out: list[object | None] = []
-        engine = self.kv.engine
-        for e in entries:
-            if e.index <= engine.applied_index():
-                out.append(None)
-            elif e.data and e.kind == 0:
-                out.append(self.kv.apply_entry(e.data, e.index))
-            else:
-                self.kv.apply_many([], e.index)
-                out.append(None)
-        return out
-
-    def snapshot(self) -> tuple[int, Any]:
-        return self.kv.engine.snapshot_chunks()
-
-    def restore(self, chunks: Any, applied_index: int) -> None:
-        self.kv.engine.restore(chunks, applied_index)
 
 
 class _SimTimer:
@@ -168,6 +143,9 @@ class SimNode:
             else:
                 bootstrap_group(node_log, gid, cluster.initial_ids)
         node_log.sync()
+        self.keyspace = MemoryKeyspace(HASH_ORDER, survives_crash=cluster.keyspace_survives_crash)
+        """Every group's state machine, as spans of one ordered keyspace (as LMDB on a real
+        node)."""
         self.retired = False
         """Removed from the cluster and switched off for good (its id is never reused)."""
         self.up = True
@@ -197,9 +175,11 @@ class SimNode:
             send=self._send,
             incarnation=self.incarnation,
             config=c.host_config,
+            apply_scope=self.keyspace.transaction,
         )
         for gid in c.group_ids:
-            machine = KVMachine(KVStateMachine(MemoryEngine()))
+            span = HashOrder.slot_span(*c.router.slot_span(gid))
+            machine = KVGroupMachine(self.keyspace.open_group(gid, span))
             store = self.storage.snapshot_store(gid)
             group_log = self.node_log.group(gid)
             core = open_core(
@@ -243,7 +223,7 @@ class SimNode:
     def machine_of(self, group_id: GroupId) -> KVStateMachine:
         """The KV state machine of ``group_id`` on this node."""
         m = self.host.groups[group_id].machine
-        assert isinstance(m, KVMachine)
+        assert isinstance(m, KVGroupMachine)
         return m.kv
 
     def crash(self) -> None:
@@ -270,6 +250,7 @@ class SimNode:
         self.incarnation += 1
         self.host.close()  # every waiting client learns its request's fate is unknown
         self.storage.crash()
+        self.keyspace = self.keyspace.crash()
         self.cluster.trace(f"n{self.id} {why}")
 
     def restart(self) -> bool:

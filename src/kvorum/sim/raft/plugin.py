@@ -83,6 +83,9 @@ class RaftRun:
             # Big values only with chunks big enough to carry them: a snapshot of big values
             # in 16-byte chunks takes thousands of round trips to send.
             value_padding=knobs.choice([0, 300, 1500]) if chunk_bytes > 16 else 0,
+            # Drawn last, so that adding it moved no other knob: both ways a state machine
+            # comes back after a crash (kept, as LMDB after a process crash; or rebuilt).
+            keyspace_survives_crash=knobs.choice([True, False]),
         )
         self.checker = RaftInvariants(self.cluster)
         self.faults = RaftFaults(self.cluster, leader_crash_p=options.leader_crash_p)
