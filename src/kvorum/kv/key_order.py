@@ -28,6 +28,7 @@ slots; a single bucket in range order.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from binascii import crc_hqx
 from dataclasses import dataclass
 from itertools import pairwise
@@ -77,7 +78,7 @@ FULL_SPAN: Final = KeySpan()
 """Every position: the span of a node's only group while a node has one."""
 
 
-class KeyOrder:
+class KeyOrder(ABC):
     """How user keys map to positions; see the module docstring. Stateless."""
 
     name: str
@@ -86,9 +87,9 @@ class KeyOrder:
     bucket_bytes: int
     """How many leading bytes of a position name its expiry-index bucket."""
 
+    @abstractmethod
     def encode(self, key: bytes) -> bytes:
         """The position of ``key``."""
-        raise NotImplementedError
 
     def decode(self, position: bytes) -> bytes:
         """The user key at ``position``."""
