@@ -26,8 +26,8 @@ loopback started by :func:`bench_cluster.kvorum_cluster` (free ports, a temporar
 3. **No regression.** ``bench cluster``'s kvorum rows (via the leader and via any node, SET
    and GET at 1, 16 and 64 connections) for the commit before the multi-group work
    (``BEFORE_COMMIT``, the old single-group node, exported with ``git archive`` and run from
-   the same venv through ``PYTHONPATH``) and for the working tree, alternating, in the same
-   run. The dependencies did not change in between, so one venv serves both.
+   the same venv through ``PYTHONPATH``) and for the working tree, in the same run, the two
+   taking turns to go first. The dependencies did not change in between, so one venv serves both.
 
 The cores are shared with other engineers' work, so only ratios between cells of this one
 run mean anything; each cell is the median over runs, with min..max shown where it matters.
@@ -519,7 +519,8 @@ def _chart(path: Path, idle: list[dict[str, Any]],
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.5))
     xs = [r["groups"] for r in idle]
     ax = axes[0]
-    ax.plot(xs, [r["cpu_share"] * 100 for r in idle], "o-")
+    if xs:
+        ax.plot(xs, [r["cpu_share"] * 100 for r in idle], "o-")
     ax.axhline(2.0, color="red", linestyle="--", linewidth=1, label="floor at 1,000 groups")
     ax.set_xscale("log")
     ax.set_xlabel("idle groups per node")
@@ -546,11 +547,12 @@ def _chart(path: Path, idle: list[dict[str, Any]],
         bx, by = [], []
         for j, c in enumerate(clients):
             value = cells.get((system, "set", c), {}).get("ops_per_s")
-            if value:
+            if value and value > 0:
                 bx.append(j + (i - (len(systems) - 1) / 2) * width)
                 by.append(value)
         ax.bar(bx, by, width, label=system)
-    ax.set_yscale("log")
+    if systems:
+        ax.set_yscale("log")
     ax.set_xticks(range(len(clients)), [f"{c} clients" for c in clients])
     ax.set_ylabel("SET ops/s (log)")
     ax.set_title("SET throughput, 3 nodes")
@@ -635,12 +637,13 @@ def _run(results_dir: Path, quick: bool, sections: set[str]) -> None:
                             bc._measure_etcd(recorder(raw), duration_s)
                     if "regression" in sections and before_src is not None:
                         print(f"== no regression, run {run_index + 1}/{runs}", flush=True)
-                        bc._measure_kvorum(recorder(reg_raw), scratch, duration_s,
-                                           source_dir=before_src,
-                                           labels=(BEFORE_LEADER, BEFORE_ANY))
-                        bc._measure_kvorum(recorder(reg_raw), scratch, duration_s,
-                                           source_dir=str(ROOT / "src"),
-                                           labels=(AFTER_LEADER, AFTER_ANY))
+                        pair = [(before_src, (BEFORE_LEADER, BEFORE_ANY)),
+                                (str(ROOT / "src"), (AFTER_LEADER, AFTER_ANY))]
+                        if run_index % 2:
+                            pair.reverse()  # neither side always goes first
+                        for source_dir, labels in pair:
+                            bc._measure_kvorum(recorder(reg_raw), scratch, duration_s,
+                                               source_dir=source_dir, labels=labels)
     with open(results_dir / "groups.jsonl", "w") as raw_file:
         for row in idle_rows:
             raw_file.write(json.dumps({"part": "idle", **row}, sort_keys=True) + "\n")
