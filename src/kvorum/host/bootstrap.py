@@ -14,10 +14,11 @@ member writes the same first entries, its initial membership (see
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from random import Random
 
 from kvorum.core.raft import ConfState, RaftConfig, RaftCore, Snapshot, bootstrap_log
+from kvorum.core.raft.messages import Entry
 from kvorum.core.shape import GroupId, NodeId
 from kvorum.storage.contracts import GroupLog, NodeLog, SnapshotStore, StateMachine
 
@@ -43,8 +44,11 @@ def open_core(
     *,
     config: RaftConfig,
     rng: Random,
+    on_entries: Callable[[Sequence[Entry]], None] | None = None,
 ) -> RaftCore:
-    """A core for a group restarting from what its storage holds (see the module docstring)."""
+    """A core for a group restarting from what its storage holds (see the module docstring).
+    ``on_entries`` is shown the log's entries as read for the core (so a caller that wants
+    to look at them, e.g. for addresses in membership changes, need not read them again)."""
     meta = snapshots.latest()
     log_snapshot_index = group_log.first_index - 1
     if meta is not None and meta.index > log_snapshot_index:
@@ -62,6 +66,8 @@ def open_core(
             machine.restore(snapshots.chunks(meta), meta.index)
         snapshot = Snapshot(meta, snapshots.data(meta))
     entries = group_log.entries(group_log.first_index, group_log.last_index + 1)
+    if on_entries is not None:
+        on_entries(entries)
     # Membership is in the log (bootstrap entries, then changes) or the snapshot.
     return RaftCore(
         node_id,

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from kvorum.core.raft import ConfChange, EntryKind, RaftConfig
+from kvorum.core.raft.messages import Entry
 from kvorum.core.shape import Envelope, GroupId
 from kvorum.host.bootstrap import bootstrap_group, open_core
 from kvorum.host.group import GroupConfig, RaftGroup
@@ -56,6 +57,12 @@ from kvorum.storage.snapshots import SnapshotSpool, SpooledChunk
 __all__ = ["DataDirInUseError", "KvorumNode", "NodeConfig", "PeerAddress"]
 
 log = logging.getLogger(__name__)
+
+
+BOOTSTRAP_GROUPS_PER_SYNC = 64
+"""New groups are written to the log this many per batch: reading one group's entries back
+parses the header of every batch that holds them, which names every group in the batch, so
+one batch of all of 10,000 groups would make opening them quadratic."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +157,8 @@ class KvorumNode:
                 # A new member of a new cluster writes the initial membership into each log,
                 # so a node that joins later learns it by replaying the log.
                 bootstrap_group(node_log, gid, config.peers)
+            if (gid + 1) % BOOTSTRAP_GROUPS_PER_SYNC == 0:
+                node_log.sync()
         node_log.sync()
         return group_ids
 
@@ -210,10 +219,8 @@ class KvorumNode:
                 machine,
                 config=raft_config,
                 rng=_child_rng(self.rng),
+                on_entries=self._learn_addresses,
             )
-            for entry in group_log.entries(group_log.first_index, group_log.last_index + 1):
-                if entry.kind is EntryKind.CONF_CHANGE:  # it may carry a member's addresses
-                    self.addresses.learn_from(ConfChange.decode(entry.data))
             host.add_group(
                 RaftGroup(
                     gid,
@@ -266,6 +273,11 @@ class KvorumNode:
         self.keyspace.close()
         self._engine_guard.closed_cleanly()
         self._lock.release()
+
+    def _learn_addresses(self, entries: Sequence[Entry]) -> None:
+        for entry in entries:
+            if entry.kind is EntryKind.CONF_CHANGE:  # it may carry a member's addresses
+                self.addresses.learn_from(ConfChange.decode(entry.data))
 
     def _fatal(self, exc: BaseException) -> None:
         self.fatal_error = exc
