@@ -72,6 +72,14 @@ class HostConfig:
     housekeeping_every_ticks: int = 50
     """How often a leader asks its state machine for housekeeping work (expiry sweeps)."""
     request_timeout_ms: int = 5_000
+    max_pending_ticks: int = 0
+    """Ticks a round may owe the awake groups at most (0: no limit). A node that falls
+    behind — rounds longer than a tick, as on an overloaded machine with thousands of awake
+    groups — would otherwise tick every core several times at once at the start of its next
+    round, before stepping the heartbeats that arrived meanwhile, and fire election timeouts
+    in every group it follows: a storm of elections that overloads it further. With a limit,
+    logical time slows down instead, as etcd's dropped ticks do. Not for lease reads: a
+    leader whose ticks are dropped would count its lease in slower time."""
 
 
 @dataclass(slots=True)
@@ -255,7 +263,11 @@ class NodeHost:
         groups' cores tick at the start of the next round (no core is touched while a round
         is being persisted)."""
         self._ticks += 1
-        self._pending_ticks += 1
+        cap = self.config.max_pending_ticks
+        if self._awake and not (cap and self._pending_ticks >= cap):
+            # Only awake groups' cores tick; with none awake the tick has nothing to do in a
+            # round (a group woken later starts ticking from its wake-up on).
+            self._pending_ticks += 1
         now = self._world.monotonic_ms()
         self.deadlines.expire(now)
         self._dirty.update(self._awake)

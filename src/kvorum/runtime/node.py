@@ -195,6 +195,8 @@ class KvorumNode:
                 liveness_timeout_ms=cfg.tick_ms * cfg.election_timeout_ticks,
                 quiesce_after_ticks=cfg.quiesce_after_ticks,
                 request_timeout_ms=cfg.request_timeout_ms,
+                # The node serves reads by ReadIndex, never on a lease, so it may drop ticks.
+                max_pending_ticks=2,
             ),
             apply_scope=self.keyspace.transaction,
         )
