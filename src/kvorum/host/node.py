@@ -278,7 +278,8 @@ class NodeHost:
         if self._ticks % 50 == 0:
             forget_before_ms = now - 2 * cfg.request_timeout_ms
             for group in self.groups.values():
-                group.prune_forwarded(forget_before_ms)
+                if group.has_forward_state():
+                    group.prune_forwarded(forget_before_ms)
         self._check_liveness(now)
 
     def _run_ticks(self, ticks: int) -> None:
@@ -302,6 +303,13 @@ class NodeHost:
 
     def has_work(self) -> bool:
         return bool(self._dirty or self._actions or self._pending_ticks)
+
+    def is_idle(self) -> bool:
+        """Every group quiesced and nothing queued or waiting for an answer: ticks then only
+        keep the node's liveness (the driver may tick less often)."""
+        return not (
+            self._awake or self._dirty or self._actions or self._to_wake or len(self.deadlines)
+        )
 
     def start_round(self) -> Round:
         """Step 1 (host thread): see the module docstring."""
@@ -355,7 +363,10 @@ class NodeHost:
     def finish_round(self, rnd: Round) -> None:
         """Step 3 (host thread), once :meth:`persist` returned."""
         try:
-            with self._apply_scope():
+            # The apply scope is one state-machine transaction; a round that applies nothing
+            # (heartbeats, votes, acknowledgements) needs none.
+            applies = any(rd.committed_entries for _, rd in rnd.readies)
+            with self._apply_scope() if applies else nullcontext():
                 for group, rd in rnd.readies:
                     group.finish(rd)
             for group, _ in rnd.readies:

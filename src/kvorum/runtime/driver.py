@@ -8,6 +8,9 @@ accepting connections, parsing requests and queueing them for the next round (et
 "persist in the background, send after"): that is group commit across clients and across
 groups. With ``persist_in_thread=False`` it runs on the loop instead (the thread hop costs
 about what the overlap gains when only one group is busy; ``bench groups`` measures both).
+A tick only wakes the drive task when it left the host something to do; while the host is
+idle (every group quiesced, nothing waiting) the ticker runs at half the node-heartbeat
+interval instead of every ``tick_ms``, which is most of what an idle node costs.
 
 A full disk is survivable. Once a tick the driver asks the log whether space is low
 (:meth:`~kvorum.storage.contracts.NodeLog.space_low`); while it is, the host refuses new
@@ -86,17 +89,21 @@ class HostDriver:
         self._disk.shutdown(wait=True)
 
     async def _ticker(self) -> None:
-        interval_s = self.tick_ms / 1000
+        host = self.host
         loop = asyncio.get_running_loop()
         next_at = loop.time()
         while True:
-            next_at += interval_s
+            # An idle node (every group quiesced, no request waiting) ticks only to keep its
+            # liveness with its peers: half a heartbeat interval is often enough for that.
+            idle_ms = max(self.tick_ms, host.config.heartbeat_interval_ms / 2)
+            next_at += (idle_ms if host.is_idle() else self.tick_ms) / 1000
             await asyncio.sleep(max(0.0, next_at - loop.time()))
-            self.host.tick()
+            host.tick()
             self._check_space()
             for chore in self.on_tick:
                 chore()
-            self._wake.set()
+            if host.has_work():
+                self._wake.set()
 
     def _check_space(self) -> None:
         """Once a tick: refuse client writes while the disk is low (Raft's own writes still
