@@ -157,6 +157,7 @@ class NodeHost:
         self._pending_ticks = 0
         self._to_wake: set[GroupId] = set()
         self._in_round = False
+        self._last_liveness_check_ms: float | None = None
 
     # --- groups and peers ----------------------------------------------------------------------
 
@@ -510,6 +511,15 @@ class NodeHost:
 
     def _check_liveness(self, now: float) -> None:
         cfg = self.config
+        last_check_ms, self._last_liveness_check_ms = self._last_liveness_check_ms, now
+        # Silence counts only while this node was listening. One that was itself stalled
+        # (descheduled, paused, a long round) has not yet read what its peers sent meanwhile
+        # — the tick that ends a stall runs before the loop polls the sockets — and judging
+        # them now would suspect every peer at once and wake every group they lead. So a
+        # stall restarts every peer's silence from now.
+        if last_check_ms is not None and now - last_check_ms > cfg.liveness_timeout_ms / 2:
+            for peer in self._peers:
+                self._last_heard_ms[peer] = max(self._last_heard_ms.get(peer, now), now)
         for peer in self._peers:
             silent_ms = now - self._last_heard_ms.get(peer, now)
             if silent_ms > cfg.liveness_timeout_ms and peer not in self._suspected:
