@@ -47,12 +47,16 @@ class HostDriver:
         persist_in_thread: bool = True,
         disk_retry_ms: int = 200,
         on_fatal: Callable[[BaseException], None] | None = None,
+        batch_sends: tuple[Callable[[], None], Callable[[], None]] | None = None,
     ) -> None:
         self.host = host
         self.tick_ms = tick_ms
         self.persist_in_thread = persist_in_thread
         self.disk_retry_ms = disk_retry_ms
         self.on_fatal = on_fatal
+        self._cork, self._uncork = batch_sends or (_nothing, _nothing)
+        """Around each step of a round: hold the messages it sends, then write each peer's
+        together (the transport's cork and uncork)."""
         self.fatal_error: BaseException | None = None
         self._wake = _Wake()
         self._closing = False
@@ -129,9 +133,17 @@ class HostDriver:
                 return
             try:
                 while host.has_work() and not self._closing:
-                    rnd = host.start_round()
+                    self._cork()
+                    try:
+                        rnd = host.start_round()
+                    finally:
+                        self._uncork()
                     await self._persist(rnd)
-                    host.finish_round(rnd)
+                    self._cork()
+                    try:
+                        host.finish_round(rnd)
+                    finally:
+                        self._uncork()
             except Exception as exc:
                 host.abandon_round()
                 # A failed fsync or apply leaves the node unable to promise anything: stop
@@ -203,3 +215,7 @@ class _Wake:
         waiter = asyncio.get_running_loop().create_future()
         self._waiter = waiter
         await waiter
+
+
+def _nothing() -> None:
+    """No message batching (a driver without a transport)."""

@@ -245,6 +245,7 @@ class KvorumNode:
             tick_ms=cfg.tick_ms,
             persist_in_thread=cfg.persist_in_thread,
             on_fatal=self._fatal,
+            batch_sends=(self._cork_sends, self._uncork_sends),
         )
         self._driver = driver
         self.requests = RequestRouter(host, self.router, self.machines, self.now_ms, driver.wake)
@@ -296,6 +297,14 @@ class KvorumNode:
             transport.send(env)
         except Exception:  # an unknown or removed peer: Raft tolerates a lost message
             log.debug("node %d: could not send to %d", self.config.node_id, env.dst)
+
+    def _cork_sends(self) -> None:
+        if self.transport is not None:
+            self.transport.cork()
+
+    def _uncork_sends(self) -> None:
+        if self.transport is not None:
+            self.transport.uncork()
 
     def _on_message(self, env: Envelope) -> None:
         self.last_contact[env.src] = time.monotonic()
