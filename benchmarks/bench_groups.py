@@ -446,8 +446,8 @@ def _report(idle: list[dict[str, Any]], cells: dict[tuple[str, str, int], bc.Cel
         "disk thread (`persist_in_thread=False`). Server CPU is cores used by all 3 nodes.",
         "",
         "| workload | clients | system | ops/s | min..max | p50 ms | p99 ms | server CPU "
-        "| errors |",
-        "|---|---:|---|---:|---:|---:|---:|---:|---:|",
+        "| server CPU us per op | errors |",
+        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     others = sorted({k[0] for k in cells} - set(SYSTEMS))
     lines += _cell_rows(cells, [*SYSTEMS, *others])
@@ -525,11 +525,14 @@ def _cell_rows(cells: dict[tuple[str, str, int], bc.Cell], systems: Sequence[str
                 cell = cells.get((system, workload, clients))
                 if cell is None:
                     continue
+                cpu, ops = cell["server_cpu_cores"], cell["ops_per_s"]
+                us_per_op = cpu * 1e6 / ops if cpu is not None and ops else None
                 rows.append(
                     f"| {workload.upper()} | {clients} | {system} | {_fmt(cell['ops_per_s'], 0)}"
                     f" | {_fmt(cell['ops_per_s_min'], 0)}..{_fmt(cell['ops_per_s_max'], 0)}"
                     f" | {_fmt(cell['p50_ms'], 3)} | {_fmt(cell['p99_ms'], 3)}"
-                    f" | {_fmt(cell['server_cpu_cores'])} | {_fmt(cell['errors'], 0)} |"
+                    f" | {_fmt(cell['server_cpu_cores'])} | {_fmt(us_per_op, 0)}"
+                    f" | {_fmt(cell['errors'], 0)} |"
                 )
     return rows
 
