@@ -216,8 +216,9 @@ def measure_idle(scratch: Path, groups: int, window_s: float, settle_s: float,
             row["quiesced_s"] = None
             for node_id, port in cluster.client_ports.items():
                 status = _status(port) or {}
-                print(f"  node {node_id}: groups {status.get('groups')}, "
-                      f"stats {status.get('stats')}", flush=True)
+                brief = {k: v for k, v in (status.get("groups") or {}).items() if k != "leading"}
+                print(f"  node {node_id}: groups {brief}, stats {status.get('stats')}",
+                      flush=True)
         time.sleep(settle_s)
         pids = cluster.pids
         fsyncs0 = {i: _fsyncs(cluster, i) for i in pids}

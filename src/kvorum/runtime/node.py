@@ -293,6 +293,11 @@ class KvorumNode:
         transport = self.transport
         if transport is None:
             return
+        if not transport.corked:
+            # Outside a round (commit notices, node heartbeats, forwarded answers, timers of
+            # many groups firing together): what this loop iteration sends leaves together.
+            transport.cork()
+            asyncio.get_running_loop().call_soon(transport.uncork)
         try:
             transport.send(env)
         except Exception:  # an unknown or removed peer: Raft tolerates a lost message

@@ -476,6 +476,10 @@ class PeerTransport:
                 return True
         return peer.enqueue(data, self._config)
 
+    @property
+    def corked(self) -> bool:
+        return self._corked is not None
+
     def cork(self) -> None:
         """Hold the frames :meth:`send` would write straight to a socket until
         :meth:`uncork`, which writes each peer's in one go: a round of many groups sends
