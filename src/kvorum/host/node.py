@@ -158,6 +158,8 @@ class NodeHost:
         self._to_wake: set[GroupId] = set()
         self._in_round = False
         self._last_liveness_check_ms: float | None = None
+        self._longest_gap_ms: dict[NodeId, float] = {}
+        self._gaps_aged_ms = 0.0
 
     # --- groups and peers ----------------------------------------------------------------------
 
@@ -505,7 +507,11 @@ class NodeHost:
             )
 
     def _heard_from(self, peer: NodeId) -> None:
-        self._last_heard_ms[peer] = self._world.monotonic_ms()
+        now = self._world.monotonic_ms()
+        last = self._last_heard_ms.get(peer)
+        self._last_heard_ms[peer] = now
+        if last is not None and now - last > self._longest_gap_ms.get(peer, 0.0):
+            self._longest_gap_ms[peer] = now - last
         if peer in self._suspected:
             self._suspected.discard(peer)
 
@@ -520,9 +526,22 @@ class NodeHost:
         if last_check_ms is not None and now - last_check_ms > cfg.liveness_timeout_ms / 2:
             for peer in self._peers:
                 self._last_heard_ms[peer] = max(self._last_heard_ms.get(peer, now), now)
+        # A peer is suspected after the liveness timeout, or after twice the longest gap
+        # recently seen between its messages if that is longer (at most ten timeouts): an
+        # overloaded peer whose rounds take longer than the timeout is slow, not gone, and
+        # suspecting it wakes every group it leads, which overloads everyone further.
+        # Gaps are forgotten by halves, every ten timeouts.
+        if now - self._gaps_aged_ms >= 10 * cfg.liveness_timeout_ms:
+            self._gaps_aged_ms = now
+            for peer, gap in self._longest_gap_ms.items():
+                self._longest_gap_ms[peer] = gap / 2
         for peer in self._peers:
             silent_ms = now - self._last_heard_ms.get(peer, now)
-            if silent_ms > cfg.liveness_timeout_ms and peer not in self._suspected:
+            timeout_ms = min(
+                max(cfg.liveness_timeout_ms, 2 * self._longest_gap_ms.get(peer, 0.0)),
+                10 * cfg.liveness_timeout_ms,
+            )
+            if silent_ms > timeout_ms and peer not in self._suspected:
                 self._suspected.add(peer)
                 self._wake_led_by(peer, "silent")
             if now - self._last_sent_ms.get(peer, -1e18) >= cfg.heartbeat_interval_ms:
