@@ -127,10 +127,13 @@ class Cluster:
         return [*followers, self.leader_port]
 
 
-def _kvorum_env() -> dict[str, str]:
+def _kvorum_env(source_dir: str | None = None) -> dict[str, str]:
+    """The environment a kvorum process runs in: ``source_dir`` (else ``SOURCE_DIR``), when
+    set, goes first on the import path, so that it is the kvorum imported."""
     env = dict(os.environ)
-    if SOURCE_DIR:
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [SOURCE_DIR, env.get("PYTHONPATH")]))
+    source_dir = source_dir or SOURCE_DIR
+    if source_dir:
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [source_dir, env.get("PYTHONPATH")]))
     return env
 
 
@@ -159,24 +162,33 @@ def _wait_for_leader(client_ports: dict[int, int], timeout_s: float) -> int:
 
 
 @contextlib.contextmanager
-def kvorum_cluster(parent: Path, nodes: int = 3, lifetime_s: float = 3600) -> Iterator[Cluster]:
+def kvorum_cluster(
+    parent: Path,
+    nodes: int = 3,
+    lifetime_s: float = 3600,
+    *,
+    up_args: Sequence[str] = (),
+    source_dir: str | None = None,
+    start_timeout_s: float = 30,
+) -> Iterator[Cluster]:
     """Start a fresh cluster with ``kvorum up`` in a temporary folder under ``parent``; stop
     it (SIGTERM to ``kvorum up``, which stops its nodes) on exit. ``lifetime_s`` bounds the
-    cluster's life even if this process dies without cleaning up."""
+    cluster's life even if this process dies without cleaning up. ``up_args`` go to
+    ``kvorum up`` (e.g. ``--groups 64``); ``source_dir`` runs the kvorum found there."""
     data_dir = Path(tempfile.mkdtemp(prefix="kvorum-cluster-", dir=parent))
     client_base = _free_port_run(nodes, set())
     raft_base = _free_port_run(nodes, set(range(client_base, client_base + nodes)))
     cmd = [
         sys.executable, "-m", "kvorum", "up", "--data-dir", str(data_dir),
         "--nodes", str(nodes), "--client-port", str(client_base),
-        "--raft-port", str(raft_base), "--for-seconds", str(lifetime_s),
+        "--raft-port", str(raft_base), "--for-seconds", str(lifetime_s), *up_args,
     ]  # fmt: skip
     log = open(data_dir / "up.log", "wb")  # noqa: SIM115 - closed in the finally below
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
-                            env=_kvorum_env(), start_new_session=True)
+                            env=_kvorum_env(source_dir), start_new_session=True)
     try:
         client_ports = {i: client_base + i - 1 for i in range(1, nodes + 1)}
-        leader_id = _wait_for_leader(client_ports, timeout_s=30)
+        leader_id = _wait_for_leader(client_ports, timeout_s=start_timeout_s)
         pids = {i: int((data_dir / f"node{i}.pid").read_text()) for i in client_ports}
         yield Cluster(proc, data_dir, client_ports, pids, leader_id)
     finally:
@@ -355,12 +367,15 @@ def _measure_pysyncobj(record: Callable[[str, str, int, dict[str, Any]], None],
 
 
 def _measure_kvorum(record: Callable[[str, str, int, dict[str, Any]], None],
-                    scratch: Path, duration_s: float) -> None:
-    with kvorum_cluster(scratch) as cluster:
+                    scratch: Path, duration_s: float, *, source_dir: str | None = None,
+                    labels: tuple[str, str] = (KVORUM_LEADER, KVORUM_ANY)) -> None:
+    """Every point on one fresh cluster, via the leader and via any node (``labels`` name
+    the two in the records; ``source_dir`` runs the kvorum found there)."""
+    with kvorum_cluster(scratch, source_dir=source_dir) as cluster:
         pids = list(cluster.pids.values())
         spread = ",".join(f"127.0.0.1:{p}" for p in cluster.any_node_ports())
-        targets = {KVORUM_LEADER: f"resp://127.0.0.1:{cluster.leader_port}",
-                   KVORUM_ANY: f"resp://{spread}"}
+        targets = {labels[0]: f"resp://127.0.0.1:{cluster.leader_port}",
+                   labels[1]: f"resp://{spread}"}
         for workload in WORKLOADS:
             for procs, conns in LEVELS:
                 for system, target in targets.items():

@@ -156,6 +156,31 @@ def test_two_transports_exchange_messages_in_order(loop_factory: Any) -> None:
     run(body, loop_factory)
 
 
+@pytest.mark.parametrize("loop_factory", LOOPS)
+def test_corked_sends_are_held_then_written_together_in_order(loop_factory: Any) -> None:
+    async def body() -> None:
+        a, b = Node(1), Node(2)
+        await started(a, b)
+        a.transport.send(heartbeat(1, 2, 0))  # connects
+        await wait_until(lambda: len(b.received) == 1, "the first heartbeat")
+        a.transport.cork()
+        for r in range(1, 51):
+            assert a.transport.send(heartbeat(1, 2, r, group_id=r))
+        await asyncio.sleep(0.05)
+        assert len(b.received) == 1, "a corked frame reached the peer"
+        assert a.metrics["sent_frames"] == 1
+        a.transport.uncork()
+        a.transport.send(heartbeat(1, 2, 51))  # after uncork: straight to the socket again
+        await wait_until(lambda: len(b.received) == 52, "the held frames")
+        assert b.received == [heartbeat(1, 2, 0)] + [
+            heartbeat(1, 2, r, group_id=r) for r in range(1, 51)
+        ] + [heartbeat(1, 2, 51)]
+        assert a.metrics["sent_frames"] == 52
+        await close_all(a, b)
+
+    run(body, loop_factory)
+
+
 def test_three_transports_all_pairs() -> None:
     async def body() -> None:
         nodes = [Node(i) for i in (1, 2, 3)]

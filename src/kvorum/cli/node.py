@@ -50,6 +50,12 @@ from kvorum.storage.wal import WALCorruptionError, WALFormatError
     default=None,
     help="Seed of the node's random choices (to replay a run; default: drawn and logged).",
 )
+@click.option(
+    "--persist-on-loop",
+    is_flag=True,
+    default=False,
+    help="Run each round's fsync on the event loop, not on a disk thread (to compare).",
+)
 @click.option("--log-level", default="INFO", show_default=True)
 def command(
     config_file: Path | None,
@@ -62,6 +68,7 @@ def command(
     max_value_bytes: int | None,
     groups: int | None,
     seed: int | None,
+    persist_on_loop: bool,
     log_level: str,
 ) -> None:
     """Run one kvorum node: Raft over TCP, data on disk, Redis protocol for clients."""
@@ -102,6 +109,8 @@ def command(
         if max_value_bytes < 1:
             raise click.BadParameter("must be >= 1", param_hint="--max-value-bytes")
         config = replace(config, max_value_bytes=max_value_bytes)
+    if persist_on_loop:
+        config = replace(config, persist_in_thread=False)
     if config.node_id not in config.peers:
         raise click.UsageError(f"node {config.node_id} is not in the peer list")
     try:

@@ -61,6 +61,7 @@ def start_node_process(
     join: bool = False,
     die_with_parent: bool = False,
     groups: int = 1,
+    persist_on_loop: bool = False,
 ) -> subprocess.Popen[bytes]:
     """Start one node as a child process, its log in ``data_dir/nodeN.log``; with
     ``die_with_parent`` it stops when the starting process goes away."""
@@ -81,6 +82,8 @@ def start_node_process(
     ]
     if join:
         cmd.append("--join")
+    if persist_on_loop:
+        cmd.append("--persist-on-loop")
     proc = subprocess.Popen(
         cmd,
         stdout=log,
@@ -153,6 +156,12 @@ def _stop_other_nodes(data_dir: Path, ours: set[int]) -> None:
     help="Raft groups the keyspace is cut into (a new cluster; each node hosts every group).",
 )
 @click.option(
+    "--persist-on-loop",
+    is_flag=True,
+    default=False,
+    help="Nodes run each round's fsync on the event loop, not on a disk thread (to compare).",
+)
+@click.option(
     "--for-seconds",
     type=float,
     default=None,
@@ -165,6 +174,7 @@ def command(
     client_port: int,
     raft_port: int,
     groups: int,
+    persist_on_loop: bool,
     for_seconds: float | None,
 ) -> None:
     """Start a local cluster of NODES processes and keep it running until Ctrl-C."""
@@ -189,7 +199,9 @@ def command(
         shape = f"{nodes}-node cluster" + (f" of {groups} Raft groups" if groups > 1 else "")
         click.echo(f"starting a new {shape} in {data_dir}")
     procs = {
-        i: start_node_process(data_dir, i, peers, die_with_parent=True, groups=groups)
+        i: start_node_process(
+            data_dir, i, peers, die_with_parent=True, groups=groups, persist_on_loop=persist_on_loop
+        )
         for i in sorted(peers)
     }
     interrupted = False

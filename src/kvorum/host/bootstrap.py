@@ -26,10 +26,11 @@ status.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from random import Random
 
 from kvorum.core.raft import ConfState, RaftConfig, RaftCore, Snapshot, bootstrap_log
+from kvorum.core.raft.messages import Entry
 from kvorum.core.shape import GroupId, NodeId
 from kvorum.storage.contracts import GroupLog, NodeLog, SnapshotStore, StateMachine
 
@@ -61,8 +62,11 @@ def open_core(
     *,
     config: RaftConfig,
     rng: Random,
+    on_entries: Callable[[Sequence[Entry]], None] | None = None,
 ) -> RaftCore:
-    """A core for a group restarting from what its storage holds (see the module docstring)."""
+    """A core for a group restarting from what its storage holds (see the module docstring).
+    ``on_entries`` is shown the log's entries as read for the core (so a caller that wants
+    to look at them, e.g. for addresses in membership changes, need not read them again)."""
     meta = snapshots.latest()
     log_snapshot_index = group_log.first_index - 1
     if meta is not None and meta.index > log_snapshot_index:
@@ -80,6 +84,8 @@ def open_core(
             machine.restore(snapshots.chunks(meta), meta.index)
         snapshot = Snapshot(meta, snapshots.data(meta))
     entries = group_log.entries(group_log.first_index, group_log.last_index + 1)
+    if on_entries is not None:
+        on_entries(entries)
     # Membership is in the log (bootstrap entries, then changes) or the snapshot.
     fence = group_log.repair_fence
     core = RaftCore(

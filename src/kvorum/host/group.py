@@ -571,6 +571,11 @@ class RaftGroup:
         for waiter in never:
             fail(waiter, _SHUTDOWN_NOT_APPLIED)
 
+    def has_forward_state(self) -> bool:
+        """Whether :meth:`prune_forwarded` has anything to look at (cheap; most groups of a
+        node with thousands have none)."""
+        return bool(self._seen_forwards or self._forwarded)
+
     def prune_forwarded(self, forget_before_ms: float) -> None:
         """Forget forwarded batches and read indexes whose every waiter already gave up
         (timed out), and the names of batches accepted before ``forget_before_ms`` (no copy

@@ -72,6 +72,14 @@ class HostConfig:
     housekeeping_every_ticks: int = 50
     """How often a leader asks its state machine for housekeeping work (expiry sweeps)."""
     request_timeout_ms: int = 5_000
+    max_pending_ticks: int = 0
+    """Ticks a round may owe the awake groups at most (0: no limit). A node that falls
+    behind — rounds longer than a tick, as on an overloaded machine with thousands of awake
+    groups — would otherwise tick every core several times at once at the start of its next
+    round, before stepping the heartbeats that arrived meanwhile, and fire election timeouts
+    in every group it follows: a storm of elections that overloads it further. With a limit,
+    logical time slows down instead, as etcd's dropped ticks do. Not for lease reads: a
+    leader whose ticks are dropped would count its lease in slower time."""
 
 
 @dataclass(slots=True)
@@ -151,6 +159,9 @@ class NodeHost:
         self._in_round = False
         self.on_work: Callable[[], None] = _ignore_work
         """Called when work appears outside any input call (the driver wakes up on it)."""
+        self._last_liveness_check_ms: float | None = None
+        self._longest_gap_ms: dict[NodeId, float] = {}
+        self._gaps_aged_ms = 0.0
 
     # --- groups and peers ----------------------------------------------------------------------
 
@@ -258,7 +269,11 @@ class NodeHost:
         groups' cores tick at the start of the next round (no core is touched while a round
         is being persisted)."""
         self._ticks += 1
-        self._pending_ticks += 1
+        cap = self.config.max_pending_ticks
+        if self._awake and not (cap and self._pending_ticks >= cap):
+            # Only awake groups' cores tick; with none awake the tick has nothing to do in a
+            # round (a group woken later starts ticking from its wake-up on).
+            self._pending_ticks += 1
         now = self._world.monotonic_ms()
         self.deadlines.expire(now)
         self._dirty.update(self._awake)
@@ -269,7 +284,8 @@ class NodeHost:
         if self._ticks % 50 == 0:
             forget_before_ms = now - 2 * cfg.request_timeout_ms
             for group in self.groups.values():
-                group.prune_forwarded(forget_before_ms)
+                if group.has_forward_state():
+                    group.prune_forwarded(forget_before_ms)
         self._check_liveness(now)
 
     def _run_ticks(self, ticks: int) -> None:
@@ -297,6 +313,13 @@ class NodeHost:
 
     def has_work(self) -> bool:
         return bool(self._dirty or self._actions or self._pending_ticks)
+
+    def is_idle(self) -> bool:
+        """Every group quiesced and nothing queued or waiting for an answer: ticks then only
+        keep the node's liveness (the driver may tick less often)."""
+        return not (
+            self._awake or self._dirty or self._actions or self._to_wake or len(self.deadlines)
+        )
 
     def start_round(self) -> Round:
         """Step 1 (host thread): see the module docstring."""
@@ -350,7 +373,10 @@ class NodeHost:
     def finish_round(self, rnd: Round) -> None:
         """Step 3 (host thread), once :meth:`persist` returned."""
         try:
-            with self._apply_scope():
+            # The apply scope is one state-machine transaction; a round that applies nothing
+            # (heartbeats, votes, acknowledgements) needs none.
+            applies = any(rd.committed_entries for _, rd in rnd.readies)
+            with self._apply_scope() if applies else nullcontext():
                 for group, rd in rnd.readies:
                     group.finish(rd)
             for group, _ in rnd.readies:
@@ -488,15 +514,41 @@ class NodeHost:
             )
 
     def _heard_from(self, peer: NodeId) -> None:
-        self._last_heard_ms[peer] = self._world.monotonic_ms()
+        now = self._world.monotonic_ms()
+        last = self._last_heard_ms.get(peer)
+        self._last_heard_ms[peer] = now
+        if last is not None and now - last > self._longest_gap_ms.get(peer, 0.0):
+            self._longest_gap_ms[peer] = now - last
         if peer in self._suspected:
             self._suspected.discard(peer)
 
     def _check_liveness(self, now: float) -> None:
         cfg = self.config
+        last_check_ms, self._last_liveness_check_ms = self._last_liveness_check_ms, now
+        # Silence counts only while this node was listening. One that was itself stalled
+        # (descheduled, paused, a long round) has not yet read what its peers sent meanwhile
+        # — the tick that ends a stall runs before the loop polls the sockets — and judging
+        # them now would suspect every peer at once and wake every group they lead. So a
+        # stall restarts every peer's silence from now.
+        if last_check_ms is not None and now - last_check_ms > cfg.liveness_timeout_ms / 2:
+            for peer in self._peers:
+                self._last_heard_ms[peer] = max(self._last_heard_ms.get(peer, now), now)
+        # A peer is suspected after the liveness timeout, or after twice the longest gap
+        # recently seen between its messages if that is longer (at most ten timeouts): an
+        # overloaded peer whose rounds take longer than the timeout is slow, not gone, and
+        # suspecting it wakes every group it leads, which overloads everyone further.
+        # Gaps are forgotten by halves, every ten timeouts.
+        if now - self._gaps_aged_ms >= 10 * cfg.liveness_timeout_ms:
+            self._gaps_aged_ms = now
+            for peer, gap in self._longest_gap_ms.items():
+                self._longest_gap_ms[peer] = gap / 2
         for peer in self._peers:
             silent_ms = now - self._last_heard_ms.get(peer, now)
-            if silent_ms > cfg.liveness_timeout_ms and peer not in self._suspected:
+            timeout_ms = min(
+                max(cfg.liveness_timeout_ms, 2 * self._longest_gap_ms.get(peer, 0.0)),
+                10 * cfg.liveness_timeout_ms,
+            )
+            if silent_ms > timeout_ms and peer not in self._suspected:
                 self._suspected.add(peer)
                 self._wake_led_by(peer, "silent")
             if now - self._last_sent_ms.get(peer, -1e18) >= cfg.heartbeat_interval_ms:

@@ -8,6 +8,9 @@ accepting connections, parsing requests and queueing them for the next round (et
 "persist in the background, send after"): that is group commit across clients and across
 groups. With ``persist_in_thread=False`` it runs on the loop instead (the thread hop costs
 about what the overlap gains when only one group is busy; ``bench groups`` measures both).
+A tick only wakes the drive task when it left the host something to do; while the host is
+idle (every group quiesced, nothing waiting) the ticker runs at half the node-heartbeat
+interval instead of every ``tick_ms``, which is most of what an idle node costs.
 
 A full disk is survivable. Once a tick the driver asks the log whether space is low
 (:meth:`~kvorum.storage.contracts.NodeLog.space_low`); while it is, the host refuses new
@@ -44,12 +47,16 @@ class HostDriver:
         persist_in_thread: bool = True,
         disk_retry_ms: int = 200,
         on_fatal: Callable[[BaseException], None] | None = None,
+        batch_sends: tuple[Callable[[], None], Callable[[], None]] | None = None,
     ) -> None:
         self.host = host
         self.tick_ms = tick_ms
         self.persist_in_thread = persist_in_thread
         self.disk_retry_ms = disk_retry_ms
         self.on_fatal = on_fatal
+        self._cork, self._uncork = batch_sends or (_nothing, _nothing)
+        """Around each step of a round: hold the messages it sends, then write each peer's
+        together (the transport's cork and uncork)."""
         self.fatal_error: BaseException | None = None
         self._wake = _Wake()
         self._closing = False
@@ -86,17 +93,21 @@ class HostDriver:
         self._disk.shutdown(wait=True)
 
     async def _ticker(self) -> None:
-        interval_s = self.tick_ms / 1000
+        host = self.host
         loop = asyncio.get_running_loop()
         next_at = loop.time()
         while True:
-            next_at += interval_s
+            # An idle node (every group quiesced, no request waiting) ticks only to keep its
+            # liveness with its peers: half a heartbeat interval is often enough for that.
+            idle_ms = max(self.tick_ms, host.config.heartbeat_interval_ms / 2)
+            next_at += (idle_ms if host.is_idle() else self.tick_ms) / 1000
             await asyncio.sleep(max(0.0, next_at - loop.time()))
-            self.host.tick()
+            host.tick()
             self._check_space()
             for chore in self.on_tick:
                 chore()
-            self._wake.set()
+            if host.has_work():
+                self._wake.set()
 
     def _check_space(self) -> None:
         """Once a tick: refuse client writes while the disk is low (Raft's own writes still
@@ -122,9 +133,17 @@ class HostDriver:
                 return
             try:
                 while host.has_work() and not self._closing:
-                    rnd = host.start_round()
+                    self._cork()
+                    try:
+                        rnd = host.start_round()
+                    finally:
+                        self._uncork()
                     await self._persist(rnd)
-                    host.finish_round(rnd)
+                    self._cork()
+                    try:
+                        host.finish_round(rnd)
+                    finally:
+                        self._uncork()
             except Exception as exc:
                 host.abandon_round()
                 # A failed fsync or apply leaves the node unable to promise anything: stop
@@ -196,3 +215,7 @@ class _Wake:
         waiter = asyncio.get_running_loop().create_future()
         self._waiter = waiter
         await waiter
+
+
+def _nothing() -> None:
+    """No message batching (a driver without a transport)."""

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from kvorum.core.raft import ConfChange, EntryKind, RaftConfig
+from kvorum.core.raft.messages import Entry
 from kvorum.core.shape import Envelope, GroupId
 from kvorum.host.bootstrap import bootstrap_group, open_core
 from kvorum.host.group import GroupConfig, RaftGroup
@@ -55,6 +56,12 @@ from kvorum.storage.snapshots import SnapshotSpool, SpooledChunk
 __all__ = ["DataDirInUseError", "KvorumNode", "NodeConfig", "PeerAddress"]
 
 log = logging.getLogger(__name__)
+
+
+BOOTSTRAP_GROUPS_PER_SYNC = 64
+"""New groups are written to the log this many per batch: reading one group's entries back
+parses the header of every batch that holds them, which names every group in the batch, so
+one batch of all of 10,000 groups would make opening them quadratic."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,6 +158,8 @@ class KvorumNode:
                 # A new member of a new cluster writes the initial membership into each log,
                 # so a node that joins later learns it by replaying the log.
                 bootstrap_group(node_log, gid, config.peers)
+            if (gid + 1) % BOOTSTRAP_GROUPS_PER_SYNC == 0:
+                node_log.sync()
         node_log.sync()
         return group_ids
 
@@ -192,6 +201,8 @@ class KvorumNode:
                 liveness_timeout_ms=cfg.tick_ms * cfg.election_timeout_ticks,
                 quiesce_after_ticks=cfg.quiesce_after_ticks,
                 request_timeout_ms=cfg.request_timeout_ms,
+                # The node serves reads by ReadIndex, never on a lease, so it may drop ticks.
+                max_pending_ticks=2,
             ),
             apply_scope=self.keyspace.transaction,
         )
@@ -216,10 +227,8 @@ class KvorumNode:
                 machine,
                 config=raft_config,
                 rng=_child_rng(self.rng),
+                on_entries=self._learn_addresses,
             )
-            for entry in group_log.entries(group_log.first_index, group_log.last_index + 1):
-                if entry.kind is EntryKind.CONF_CHANGE:  # it may carry a member's addresses
-                    self.addresses.learn_from(ConfChange.decode(entry.data))
             host.add_group(
                 RaftGroup(
                     gid,
@@ -242,6 +251,7 @@ class KvorumNode:
             tick_ms=cfg.tick_ms,
             persist_in_thread=cfg.persist_in_thread,
             on_fatal=self._fatal,
+            batch_sends=(self._cork_sends, self._uncork_sends),
         )
         self._driver = driver
         host.on_work = driver.wake
@@ -274,6 +284,11 @@ class KvorumNode:
         self._engine_guard.closed_cleanly()
         self._lock.release()
 
+    def _learn_addresses(self, entries: Sequence[Entry]) -> None:
+        for entry in entries:
+            if entry.kind is EntryKind.CONF_CHANGE:  # it may carry a member's addresses
+                self.addresses.learn_from(ConfChange.decode(entry.data))
+
     def _fatal(self, exc: BaseException) -> None:
         self.fatal_error = exc
         if self.on_fatal is not None:
@@ -285,10 +300,23 @@ class KvorumNode:
         transport = self.transport
         if transport is None:
             return
+        if not transport.corked:
+            # Outside a round (commit notices, node heartbeats, forwarded answers, timers of
+            # many groups firing together): what this loop iteration sends leaves together.
+            transport.cork()
+            asyncio.get_running_loop().call_soon(transport.uncork)
         try:
             transport.send(env)
         except Exception:  # an unknown or removed peer: Raft tolerates a lost message
             log.debug("node %d: could not send to %d", self.config.node_id, env.dst)
+
+    def _cork_sends(self) -> None:
+        if self.transport is not None:
+            self.transport.cork()
+
+    def _uncork_sends(self) -> None:
+        if self.transport is not None:
+            self.transport.uncork()
 
     def _on_message(self, env: Envelope) -> None:
         self.last_contact[env.src] = self.host_world.monotonic_ms()

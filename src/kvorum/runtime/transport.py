@@ -333,6 +333,8 @@ class PeerTransport:
         """Counters of removed peers, so that totals never go backwards."""
         self._running = False
         self._closed = False
+        self._corked: dict[NodeId, list[bytes]] | None = None
+        """While corked: frames for the socket, per peer, written together at uncork."""
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -442,6 +444,12 @@ class PeerTransport:
                 f"no address for node {env.dst} (message {type(env.body).__name__})"
             )
         data = frame(self._encode(env), self._config.max_frame_bytes)
+        corked = self._corked
+        if corked is not None:
+            held = corked.get(env.dst)
+            if held is not None:
+                held.append(data)  # behind the frames held before it, in order
+                return True
         writer, reader = peer.writer, peer.reader
         if (
             writer is not None
@@ -455,6 +463,9 @@ class PeerTransport:
         ):
             # Straight to the socket: waking the sender task would cost a loop iteration,
             # and the caller may be about to block on an fsync (a leader's early appends).
+            if corked is not None:
+                corked[env.dst] = [data]
+                return True
             try:
                 writer.write(data)
             except (OSError, RuntimeError):
@@ -464,6 +475,49 @@ class PeerTransport:
                 peer.counters["sent_bytes"] += len(data)
                 return True
         return peer.enqueue(data, self._config)
+
+    @property
+    def corked(self) -> bool:
+        return self._corked is not None
+
+    def cork(self) -> None:
+        """Hold the frames :meth:`send` would write straight to a socket until
+        :meth:`uncork`, which writes each peer's in one go: a round of many groups sends
+        each peer many small messages at once, and one system call per message was the
+        largest single cost of a busy multi-group leader."""
+        if self._corked is None:
+            self._corked = {}
+
+    def uncork(self) -> None:
+        """Write what :meth:`cork` held, one write per peer (or queue it, in order, if that
+        peer's connection went meanwhile)."""
+        corked, self._corked = self._corked, None
+        if not corked:
+            return
+        for node_id, frames in corked.items():
+            peer = self._peers.get(node_id)
+            if peer is None:
+                continue
+            writer, reader = peer.writer, peer.reader
+            data = frames[0] if len(frames) == 1 else b"".join(frames)
+            if (
+                writer is not None
+                and reader is not None
+                and not peer.queue
+                and not reader.at_eof()
+                and not writer.transport.is_closing()
+                and writer.transport.get_write_buffer_size() < DIRECT_WRITE_LIMIT_BYTES
+            ):
+                try:
+                    writer.write(data)
+                except (OSError, RuntimeError):
+                    pass  # the connection is going; the sender task will notice and redial
+                else:
+                    peer.counters["sent_frames"] += len(frames)
+                    peer.counters["sent_bytes"] += len(data)
+                    continue
+            for one in frames:
+                peer.enqueue(one, self._config)
 
     def _spawn(self, peer: _Peer) -> None:
         peer.task = asyncio.get_running_loop().create_task(
