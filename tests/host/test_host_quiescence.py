@@ -107,3 +107,21 @@ def test_a_write_wakes_a_quiesced_group_and_it_quiesces_again() -> None:
     run_ticks(c, 200)
     assert all(n.host.is_quiesced(0) for n in c.nodes.values())
     assert all(n.machine_of(0).read([b"GET", b"k"], 0) == b"v" for n in c.nodes.values())
+
+
+def test_a_quiesced_leader_cut_off_from_its_followers_steps_down() -> None:
+    # Asleep, a leader runs no CheckQuorum: unless suspecting its followers wakes it, one cut
+    # off from them calls itself leader for ever (simulator seed 422, where the majority
+    # then removed it, so no newer leader ever wrote to it).
+    from kvorum.sim.partitions import isolate
+
+    c = cluster(groups=1)
+    run_ticks(c, 200)
+    old = leaders(c, 0)[0]
+    assert c.nodes[old].host.is_quiesced(0)
+    c.network.block(isolate(old, list(c.nodes)))
+    run_ticks(c, 300)
+    assert not c.nodes[old].core(0).is_leader, "the cut-off leader never stepped down"
+    assert not c.nodes[old].host.is_quiesced(0)
+    others = [i for i in leaders(c, 0) if i != old]
+    assert len(others) == 1, "the majority elected no leader"

@@ -152,3 +152,11 @@ def test_a_crashing_core_is_reported_with_its_seed(monkeypatch: pytest.MonkeyPat
     result = run_seed(3, SimOptions(faults=ALL, trace=False))
     assert not result.ok
     assert result.violation is not None and result.violation.startswith("Crash: RuntimeError")
+
+
+def test_a_quiesced_leader_that_was_cut_off_and_removed_does_not_stay_leader() -> None:
+    # This seed once left two leaders of g0 for good: a quiesced leader was isolated (asleep,
+    # it ran no CheckQuorum), the majority elected another and removed it, and nobody ever
+    # wrote to it again.
+    result = run_seed(422, SimOptions(faults=ALL, trace=False))
+    assert result.ok, result.violation

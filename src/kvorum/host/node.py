@@ -302,6 +302,7 @@ class NodeHost:
                 and not state.quiescing
                 and state.idle_ticks >= cfg.quiesce_after_ticks
                 and core.can_quiesce()
+                and self._suspected.isdisjoint(core.conf.members)
             ):
                 state.quiescing = True
 
@@ -500,17 +501,29 @@ class NodeHost:
         self._dirty.add(gid)
         self.stats.wakes += 1
 
-    def _wake_led_by(self, peer: NodeId, why: str) -> None:
-        woken = [
-            gid
-            for gid, state in self._state.items()
-            if state.quiesced and self.groups[gid].core.leader_id == peer
-        ]
+    def _wake_involving(self, peer: NodeId, why: str) -> None:
+        """Wake the quiesced groups that ``peer`` leads, and those led here that it is in.
+
+        A follower must wake to elect a new leader when its leader is gone. A leader must
+        wake too: asleep, it runs no CheckQuorum, so one cut off from its followers would
+        go on calling itself leader for ever — and if the majority elected another and then
+        removed it, nobody would ever tell it otherwise (simulator seed 422)."""
+        woken = []
+        for gid, state in self._state.items():
+            if not state.quiesced:
+                continue
+            core = self.groups[gid].core
+            if core.leader_id == peer or (core.is_leader and peer in core.conf.members):
+                woken.append(gid)
         for gid in woken:
             self._wake(gid)
         if woken:
             log.info(
-                "node %d: woke %d groups led by node %d (%s)", self.node_id, len(woken), peer, why
+                "node %d: woke %d groups involving node %d (%s)",
+                self.node_id,
+                len(woken),
+                peer,
+                why,
             )
 
     def _heard_from(self, peer: NodeId) -> None:
@@ -550,7 +563,7 @@ class NodeHost:
             )
             if silent_ms > timeout_ms and peer not in self._suspected:
                 self._suspected.add(peer)
-                self._wake_led_by(peer, "silent")
+                self._wake_involving(peer, "silent")
             if now - self._last_sent_ms.get(peer, -1e18) >= cfg.heartbeat_interval_ms:
                 self._send_node(peer, NodeHeartbeat(self.node_id, peer, self.incarnation))
 
@@ -559,13 +572,9 @@ class NodeHost:
         before = self._peer_incarnation.get(peer)
         self._peer_incarnation[peer] = incarnation
         if before is not None and before != incarnation:
-            self._wake_led_by(peer, "restarted")
             # Its groups forgot who leads them: the ones led here must tell it, and a
             # quiesced group sends nothing until woken.
-            for gid, state in self._state.items():
-                core = self.groups[gid].core
-                if state.quiesced and core.is_leader and peer in core.conf.members:
-                    self._wake(gid)
+            self._wake_involving(peer, "restarted")
 
     def _housekeeping(self) -> None:
         now_ms = self._world.wall_ms()
