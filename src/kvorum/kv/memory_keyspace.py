@@ -35,16 +35,15 @@ import msgpack
 from sortedcontainers import SortedDict, SortedList
 
 from kvorum.core.shape import GroupId
-from kvorum.kv.engine import EngineClosedError, KeyOutsideSpanError
+from kvorum.kv.engine import EngineClosedError
 from kvorum.kv.expiry_index import DueKeys, index_key, walk_due
 from kvorum.kv.key_order import HASH_ORDER, KeyOrder, KeySpan
+from kvorum.kv.span_view import SpanView
 from kvorum.kv.values import expire_at_of
 from kvorum.kv.view_checks import check_new_group, check_snapshot_pairs, typed_writes
 
 SNAPSHOT_PAIRS_PER_CHUNK = 4096
 """How many key/value pairs go into one snapshot chunk (bounds a chunk's memory)."""
-_NEVER_MS = -(1 << 63) - 1
-"""Earlier than any expire time: a walk at this time finds nothing due."""
 
 BREAK_INDEX_ON_DELETE = False
 """Test-only: deleting a key leaves its expiry-index entry behind, to prove that
@@ -207,32 +206,14 @@ class MemoryKeyspace:
         self._data, self._index, self._views = SortedDict(), SortedList(), {}
 
 
-class MemoryGroupView:
+class MemoryGroupView(SpanView):
     """One group's span of a :class:`MemoryKeyspace`; see :class:`kvorum.kv.engine.Engine`."""
 
+    _group: _Group
+
     def __init__(self, keyspace: MemoryKeyspace, group_id: GroupId, group: _Group) -> None:
+        super().__init__(keyspace, group_id, group)
         self._keyspace = keyspace
-        self.group_id = group_id
-        self._group = group
-        self._encode = keyspace.order.encode
-        self._closed = False
-
-    @property
-    def span(self) -> KeySpan:
-        return self._group.span
-
-    def _check_open(self) -> None:
-        if self._closed:
-            raise EngineClosedError(f"view of group {self.group_id} used after close()")
-        self._keyspace._check_open()
-
-    def _position(self, key: bytes) -> bytes:
-        position = self._encode(key)
-        if not self._group.span.contains(position):
-            raise KeyOutsideSpanError(
-                f"key {key[:40]!r} is outside group {self.group_id}'s span {self._group.span}"
-            )
-        return position
 
     # --- reads -----------------------------------------------------------------------------
 
@@ -254,39 +235,8 @@ class MemoryGroupView:
         positions = data.irange(lo, hi, inclusive=(True, False))
         return [(decode(p), data[p]) for p in islice(positions, limit)]
 
-    def count(self) -> int:
-        self._check_open()
-        return self._group.keys
-
-    def expiring_count(self) -> int:
-        self._check_open()
-        return self._group.expiring
-
     def applied_index(self) -> int:
-        return self._group.applied
-
-    def next_expiry_ms(self) -> int | None:
-        self._check_open()
-        group = self._group
-        if group.expiring == 0:
-            return None
-        if not group.floor_known:
-            group.floor_ms = self._walk(_NEVER_MS, 0).later_ms
-            group.floor_known = True
-        return group.floor_ms
-
-    def expired_keys(self, now_ms: int, limit: int) -> list[bytes]:
-        self._check_open()
-        if limit < 0:
-            raise ValueError(f"limit must be >= 0, got {limit}")
-        walk = self._walk(now_ms, limit)
-        group = self._group
-        if walk.positions:
-            group.floor_known = False  # about to be deleted: find the new floor when asked
-        elif walk.complete:
-            group.floor_ms, group.floor_known = walk.later_ms, True
-        decode = self._keyspace.order.decode
-        return [decode(p) for p in walk.positions]
+        return self._group.applied  # read after close too (the simulator's crashed nodes)
 
     def _walk(self, now_ms: int, limit: int) -> DueKeys:
         index = self._keyspace._index

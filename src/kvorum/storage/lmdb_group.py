@@ -23,9 +23,10 @@ import lmdb
 import msgpack
 
 from kvorum.core.shape import GroupId
-from kvorum.kv.engine import EngineClosedError, KeyOutsideSpanError
+from kvorum.kv.engine import KeyOutsideSpanError
 from kvorum.kv.expiry_index import DueKeys, index_key, walk_due
 from kvorum.kv.key_order import FULL_SPAN, MAX_KEY_BYTES, KeySpan
+from kvorum.kv.span_view import SpanView
 from kvorum.kv.values import expire_at_of
 from kvorum.kv.view_checks import check_snapshot_pairs, typed_writes
 from kvorum.storage._lmdb_layout import COUNTS, GroupRecord
@@ -36,39 +37,16 @@ if TYPE_CHECKING:
 SNAPSHOT_CHUNK_BYTES = 1024 * 1024
 """A snapshot chunk is cut once its pairs add up to about this many bytes."""
 _FRAME = struct.Struct("<I")
-_NEVER_MS = -(1 << 63) - 1
-"""Earlier than any expire time: a walk at this time finds nothing due."""
 
 
-class LmdbGroupView:
+class LmdbGroupView(SpanView):
     """One group's span of an :class:`LmdbKeyspace`; see :class:`kvorum.kv.engine.Engine`."""
 
+    _group: GroupRecord
+
     def __init__(self, keyspace: LmdbKeyspace, group_id: GroupId, group: GroupRecord) -> None:
+        super().__init__(keyspace, group_id, group)
         self._keyspace = keyspace
-        self.group_id = group_id
-        self._group = group
-        self._encode = keyspace.order.encode
-        self._decode = keyspace.order.decode
-        self._whole = group.span == FULL_SPAN
-        """Every position is in the span: no need to check keys (the one-group node)."""
-        self._closed = False
-
-    @property
-    def span(self) -> KeySpan:
-        return self._group.span
-
-    def _check_open(self) -> None:
-        if self._closed:
-            raise EngineClosedError(f"view of group {self.group_id} used after close()")
-        self._keyspace._check_open()
-
-    def _position(self, key: bytes) -> bytes:
-        position = self._encode(key)
-        if not self._whole and not self._group.span.contains(position):
-            raise KeyOutsideSpanError(
-                f"key {key[:40]!r} is outside group {self.group_id}'s span {self._group.span}"
-            )
-        return position
 
     # --- reads -----------------------------------------------------------------------------
 
@@ -111,41 +89,6 @@ class LmdbGroupView:
 
         pairs: list[tuple[bytes, bytes]] = self._keyspace._read(read)
         return pairs
-
-    def count(self) -> int:
-        self._check_open()
-        return self._group.keys
-
-    def expiring_count(self) -> int:
-        self._check_open()
-        return self._group.expiring
-
-    def applied_index(self) -> int:
-        self._check_open()
-        return self._group.applied
-
-    def next_expiry_ms(self) -> int | None:
-        self._check_open()
-        group = self._group
-        if group.expiring == 0:
-            return None
-        if not group.floor_known:
-            group.floor_ms = self._walk(_NEVER_MS, 0).later_ms
-            group.floor_known = True
-        return group.floor_ms
-
-    def expired_keys(self, now_ms: int, limit: int) -> list[bytes]:
-        self._check_open()
-        if limit < 0:
-            raise ValueError(f"limit must be >= 0, got {limit}")
-        walk = self._walk(now_ms, limit)
-        group = self._group
-        if walk.positions:
-            group.floor_known = False  # about to be deleted: find the new floor when asked
-        elif walk.complete:
-            group.floor_ms, group.floor_known = walk.later_ms, True
-        decode = self._decode
-        return [decode(p) for p in walk.positions]
 
     def _walk(self, now_ms: int, limit: int) -> DueKeys:
         keyspace = self._keyspace
