@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import signal
 import subprocess
 import sys
 import venv
@@ -50,7 +51,14 @@ def _ensure_venv(extras: str) -> None:
 
 def _run(argv: list[str]) -> int:
     print("dev.py: $ " + " ".join(argv), flush=True)
-    return subprocess.call(argv, cwd=ROOT)
+    child = subprocess.Popen(argv, cwd=ROOT)
+    # Ctrl-C reaches the child as well (one process group): let it stop in its own way and
+    # wait for it, rather than raise here and kill it in the middle of its clean-up.
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        return child.wait()
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def main() -> int:
@@ -91,4 +99,8 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        print("dev.py: interrupted", file=sys.stderr)
+        sys.exit(130)

@@ -206,3 +206,40 @@ def _try_get(client: redis.Redis, key: str) -> bytes | None:
         time.sleep(0.1)
         return None
     return value if isinstance(value, bytes) else None
+
+
+def test_up_refuses_taken_ports_at_once_and_names_the_holder(tmp_path: Path) -> None:
+    # It once asked whatever listened on its client port for a leader, labelled its node 1
+    # "(leader)" from the answer, and kept running with no node alive.
+    client_base = consecutive_free_ports(3)
+    raft_base = consecutive_free_ports(3, frozenset(range(client_base, client_base + 3)))
+    squatter = socket.socket()
+    squatter.bind(("127.0.0.1", client_base + 1))
+    squatter.listen()
+    try:
+        up = start_up(tmp_path / "cluster", client_base, raft_base, seconds=30)
+        out, _ = up.communicate(timeout=30)
+    finally:
+        squatter.close()
+    assert up.returncode == 2, out
+    assert f"127.0.0.1:{client_base + 1}: held by pid {os.getpid()}" in out, out
+    assert "node 1:" not in out and "leader" not in out, out
+    assert not list((tmp_path / "cluster").glob("node*.pid")), "a node was started"
+
+
+def test_up_says_which_options_a_resumed_cluster_ignores(tmp_path: Path) -> None:
+    data_dir = tmp_path / "cluster"
+    client_base = consecutive_free_ports(3)
+    raft_base = consecutive_free_ports(3, frozenset(range(client_base, client_base + 3)))
+    first = start_up(data_dir, client_base, raft_base, seconds=1)
+    first.communicate(timeout=60)
+    again = subprocess.run(
+        [*KVORUM, "up", "--data-dir", str(data_dir), "--groups", "4", "--for-seconds", "1"],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert "resuming the 3-node cluster" in again.stdout, again.stdout
+    assert "--groups ignored" in again.stdout, again.stdout
+    assert "--client-port ignored" not in again.stdout, again.stdout

@@ -10,6 +10,7 @@ from dataclasses import replace
 
 import click
 
+from kvorum.cli._progress import Progress
 from kvorum.core.raft import UnsafeSwitches
 from kvorum.sim.raft import FAULT_KINDS, RaftSimOptions, parse_faults, run_seed, run_seeds
 from kvorum.sim.raft.cluster import HostSwitches
@@ -130,13 +131,17 @@ def raft(
     began = time.monotonic()
     violations = 0
     ops = 0
-    for result in run_seeds(range(start, start + seeds), options, jobs=workers):
+    progress = Progress(seeds, "seeds")
+    for done, result in enumerate(run_seeds(range(start, start + seeds), options, jobs=workers)):
         ops += result.ops
+        progress.update(done + 1, f"{violations} violations")
         if show_trace:
+            progress.clear()
             click.echo("\n".join(result.trace))
         if result.ok:
             continue
         violations += 1
+        progress.clear()
         # Runs are deterministic: re-run the failing seed with tracing on to show how it failed.
         traced = run_seed(result.seed, replace(options, trace=True))
         click.echo(f"--- seed {result.seed}: VIOLATION: {result.violation}")
@@ -147,6 +152,7 @@ def raft(
         for line in traced.trace[-trace_lines:]:
             click.echo("    " + line)
         click.echo(f"    reproduce: kvorum sim raft --start {result.seed} --seeds 1 {flags}")
+    progress.clear()
     elapsed = time.monotonic() - began
     click.echo(f"({ops} client operations, {elapsed:.1f}s, {workers} workers)", err=True)
     click.echo(f"{seeds} seeds, {violations} violations")

@@ -27,6 +27,7 @@ from kvorum.cli._cluster import (
     peers_from_json,
     peers_to_json,
 )
+from kvorum.cli._ports import taken_ports
 from kvorum.cli.status import fetch_status
 from kvorum.runtime.node import PeerAddress
 
@@ -185,6 +186,7 @@ def command(
         peers = peers_from_json(cluster["peers"])
         groups = int(cluster.get("groups", 1))
         click.echo(f"resuming the {len(peers)}-node cluster in {data_dir}")
+        _say_what_resuming_ignores(click.get_current_context(), cluster_file)
     else:
         if nodes < 1:
             raise click.BadParameter("need at least one node", param_hint="--nodes")
@@ -198,6 +200,17 @@ def command(
         cluster_file.write_text(json.dumps(cluster, indent=2))
         shape = f"{nodes}-node cluster" + (f" of {groups} Raft groups" if groups > 1 else "")
         click.echo(f"starting a new {shape} in {data_dir}")
+    busy = taken_ports([a for p in peers.values() for a in (p.client, p.raft)])
+    if busy:
+        click.echo("cannot start: these ports are taken", err=True)
+        for line in busy:
+            click.echo(f"  {line}", err=True)
+        click.echo(
+            "stop what holds them, or start a new cluster elsewhere "
+            "(--data-dir, --client-port, --raft-port)",
+            err=True,
+        )
+        sys.exit(2)
     procs = {
         i: start_node_process(
             data_dir, i, peers, die_with_parent=True, groups=groups, persist_on_loop=persist_on_loop
@@ -237,6 +250,9 @@ def command(
                         f"node {i} exited with code {proc.returncode}; "
                         f"see {data_dir / f'node{i}.log'}"
                     )
+            if len(reported) == len(procs):
+                click.echo("every node has exited", err=True)
+                break
             time.sleep(0.2)
     finally:
         click.echo("stopping the cluster ...")
@@ -245,5 +261,16 @@ def command(
         for i in procs:
             (data_dir / f"node{i}.pid").unlink(missing_ok=True)
         click.echo("stopped")
-    if os.environ.get("KVORUM_UP_STRICT") and len(reported) > 0:
+    if len(reported) == len(procs) or (os.environ.get("KVORUM_UP_STRICT") and reported):
         sys.exit(1)
+
+
+def _say_what_resuming_ignores(ctx: click.Context, cluster_file: Path) -> None:
+    """A resumed cluster keeps the shape it was made with: say so for each option given."""
+    for name in ("nodes", "host", "client_port", "raft_port", "groups"):
+        if ctx.get_parameter_source(name) is click.core.ParameterSource.COMMANDLINE:
+            flag = "--" + name.replace("_", "-")
+            click.echo(
+                f"  {flag} ignored: a resumed cluster keeps the addresses and groups in "
+                f"{cluster_file} (a new --data-dir starts a new cluster)"
+            )
