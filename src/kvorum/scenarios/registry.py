@@ -17,13 +17,21 @@ Printer = Callable[[str], None]
 
 @dataclass(frozen=True, slots=True)
 class Verdict:
-    """How a scenario ended: a short outcome, and whether it is what the seed says."""
+    """How a scenario ended: a short outcome, whether it shows what the seed says, and the
+    figures that differ from the seed's even so (with why), so that "matches" never hides a
+    different number."""
 
     outcome: str
     matches_seed: bool
+    differences: tuple[str, ...] = ()
 
     def line(self, scenario_id: str) -> str:
-        tail = "matches the seed" if self.matches_seed else "differs from the seed"
+        if not self.matches_seed:
+            tail = "differs from the seed"
+        elif self.differences:
+            tail = "the seed's point holds, but not every figure: " + "; ".join(self.differences)
+        else:
+            tail = "matches the seed"
         return f"{scenario_id}: {self.outcome} — {tail}"
 
 
