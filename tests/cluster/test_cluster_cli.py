@@ -243,3 +243,27 @@ def test_up_says_which_options_a_resumed_cluster_ignores(tmp_path: Path) -> None
     assert "resuming the 3-node cluster" in again.stdout, again.stdout
     assert "--groups ignored" in again.stdout, again.stdout
     assert "--client-port ignored" not in again.stdout, again.stdout
+
+
+def test_up_restart_starts_a_killed_node_again(tmp_path: Path) -> None:
+    data_dir = tmp_path / "cluster"
+    client_base = consecutive_free_ports(3)
+    raft_base = consecutive_free_ports(3, frozenset(range(client_base, client_base + 3)))
+    cmd = [*KVORUM, "up", "--data-dir", str(data_dir), "--client-port", str(client_base),
+           "--raft-port", str(raft_base), "--restart", "--for-seconds", "12"]
+    up = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        pid_file = data_dir / "node2.pid"
+        wait_until(lambda: pid_file.exists() or None, 15, "node 2's pid file")
+        client = redis.Redis(port=client_base + 1, socket_timeout=5)
+        wait_until(lambda: _try_set(client, "k", "v") or None, 15, "a write through node 2")
+        os.kill(int(pid_file.read_text()), signal.SIGKILL)
+        wait_until(lambda: _try_get(client, "k") == b"v" or None, 15, "node 2 serving again")
+        out, _ = up.communicate(timeout=40)
+    finally:
+        if up.poll() is None:
+            up.kill()
+            up.wait()
+    assert "node 2 exited with code -9; starting it again in 1 s" in out, out
+    assert "node 2 started again" in out, out
+    assert up.returncode == 0, out

@@ -163,6 +163,13 @@ def _stop_other_nodes(data_dir: Path, ours: set[int]) -> None:
     help="Nodes run each round's fsync on the event loop, not on a disk thread (to compare).",
 )
 @click.option(
+    "--restart",
+    is_flag=True,
+    default=False,
+    help="Supervise: start a node again when it exits (after 1 s, doubling to 30 s if it "
+    "keeps exiting).",
+)
+@click.option(
     "--for-seconds",
     type=float,
     default=None,
@@ -176,6 +183,7 @@ def command(
     raft_port: int,
     groups: int,
     persist_on_loop: bool,
+    restart: bool,
     for_seconds: float | None,
 ) -> None:
     """Start a local cluster of NODES processes and keep it running until Ctrl-C."""
@@ -240,17 +248,34 @@ def command(
         click.echo("Ctrl-C stops the cluster; running `kvorum up` again resumes it.")
         began = time.monotonic()
         reported: set[int] = set()
+        restarts = _Restarts()
         while not interrupted:
-            if for_seconds is not None and time.monotonic() - began >= for_seconds:
+            now = time.monotonic()
+            if for_seconds is not None and now - began >= for_seconds:
                 break
             for i, proc in procs.items():
                 if proc.poll() is not None and i not in reported:
                     reported.add(i)
-                    click.echo(
-                        f"node {i} exited with code {proc.returncode}; "
-                        f"see {data_dir / f'node{i}.log'}"
-                    )
-            if len(reported) == len(procs):
+                    log_file = data_dir / f"node{i}.log"
+                    if restart:
+                        delay_s = restarts.exited(i, now)
+                        click.echo(
+                            f"node {i} exited with code {proc.returncode}; starting it again "
+                            f"in {delay_s:.0f} s (see {log_file})"
+                        )
+                    else:
+                        click.echo(
+                            f"node {i} exited with code {proc.returncode}; see {log_file} "
+                            "(`kvorum up --restart` starts exited nodes again)"
+                        )
+            for i in restarts.due(now):
+                procs[i] = start_node_process(
+                    data_dir, i, peers, die_with_parent=True, groups=groups,
+                    persist_on_loop=persist_on_loop,
+                )
+                reported.discard(i)
+                click.echo(f"node {i} started again, pid {procs[i].pid}")
+            if len(reported) == len(procs) and not restart:
                 click.echo("every node has exited", err=True)
                 break
             time.sleep(0.2)
@@ -274,3 +299,28 @@ def _say_what_resuming_ignores(ctx: click.Context, cluster_file: Path) -> None:
                 f"  {flag} ignored: a resumed cluster keeps the addresses and groups in "
                 f"{cluster_file} (a new --data-dir starts a new cluster)"
             )
+
+
+class _Restarts:
+    """When to start each exited node again: after 1 s, doubling up to 30 s while it keeps
+    exiting within a minute of its last start (a node that cannot start must not spin)."""
+
+    def __init__(self) -> None:
+        self._delay_s: dict[int, float] = {}
+        self._started_at: dict[int, float] = {}
+        self._due_at: dict[int, float] = {}
+
+    def exited(self, node_id: int, now: float) -> float:
+        previous = self._delay_s.get(node_id)
+        ran_s = now - self._started_at.get(node_id, -1e9)
+        delay_s = 1.0 if previous is None or ran_s > 60 else min(previous * 2, 30.0)
+        self._delay_s[node_id] = delay_s
+        self._due_at[node_id] = now + delay_s
+        return delay_s
+
+    def due(self, now: float) -> list[int]:
+        ready = [i for i, at in self._due_at.items() if at <= now]
+        for i in ready:
+            del self._due_at[i]
+            self._started_at[i] = now
+        return ready
