@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import lmdb
+import pytest
 import redis
 from cluster_harness import _port_pool, wait_until
 
@@ -266,4 +267,34 @@ def test_up_restart_starts_a_killed_node_again(tmp_path: Path) -> None:
             up.wait()
     assert "node 2 exited with code -9; starting it again in 1 s" in out, out
     assert "node 2 started again" in out, out
+    assert up.returncode == 0, out
+
+
+def test_member_remove_stops_the_removed_node_of_an_up_cluster(tmp_path: Path) -> None:
+    # A removed node once kept running as a pre-candidate answering CLUSTERDOWN.
+    data_dir = tmp_path / "cluster"
+    client_base = consecutive_free_ports(3)
+    raft_base = consecutive_free_ports(3, frozenset(range(client_base, client_base + 3)))
+    cmd = [*KVORUM, "up", "--data-dir", str(data_dir), "--client-port", str(client_base),
+           "--raft-port", str(raft_base), "--restart", "--for-seconds", "15"]
+    up = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        client = redis.Redis(port=client_base, socket_timeout=5)
+        wait_until(lambda: _try_set(client, "k", "v") or None, 20, "a write")
+        pid = int((data_dir / "node3.pid").read_text())
+        removed = subprocess.run(
+            [*KVORUM, "member", "remove", "3", "--data-dir", str(data_dir)],
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        assert removed.returncode == 0, removed.stdout + removed.stderr
+        assert "stopped node 3's process" in removed.stdout, removed.stdout
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+        out, _ = up.communicate(timeout=40)
+    finally:
+        if up.poll() is None:
+            up.kill()
+            up.wait()
+    assert "node 3 was removed from the cluster and has stopped" in out, out
+    assert "node 3 started again" not in out, out
     assert up.returncode == 0, out

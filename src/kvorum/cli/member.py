@@ -11,6 +11,8 @@ rejoins under a new id.
 from __future__ import annotations
 
 import json
+import os
+import signal
 import time
 from pathlib import Path
 
@@ -138,4 +140,28 @@ def remove(node_id: int, data_dir: Path, nodes: str | None) -> None:
         peers.pop(node_id, None)
         cluster["peers"] = peers_to_json(peers)
         path.write_text(json.dumps(cluster, indent=2))
-    click.echo(f"node {node_id} removed")
+        click.echo(f"node {node_id} removed")
+        if _stop_local_node(data_dir, node_id):
+            click.echo(f"stopped node {node_id}'s process (its data stays in {data_dir})")
+        return
+    click.echo(f"node {node_id} removed; stop its process (it takes no part any more)")
+
+
+def _stop_local_node(data_dir: Path, node_id: int) -> bool:
+    """Stop a removed node of a ``kvorum up`` cluster (its pid file is in ``data_dir``). The
+    ``kvorum up`` supervising it finds the node gone from the cluster file and lets it go."""
+    pid_file = data_dir / f"node{node_id}.pid"
+    try:
+        pid = int(pid_file.read_text())
+        os.kill(pid, signal.SIGTERM)
+    except (OSError, ValueError):
+        return False
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except OSError:
+            break
+        time.sleep(0.1)
+    pid_file.unlink(missing_ok=True)
+    return True

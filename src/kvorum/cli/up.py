@@ -253,11 +253,15 @@ def command(
             now = time.monotonic()
             if for_seconds is not None and now - began >= for_seconds:
                 break
-            for i, proc in procs.items():
+            for i, proc in list(procs.items()):
                 if proc.poll() is not None and i not in reported:
                     reported.add(i)
                     log_file = data_dir / f"node{i}.log"
-                    if restart:
+                    if _removed(cluster_file, i):
+                        click.echo(f"node {i} was removed from the cluster and has stopped")
+                        del procs[i]
+                        reported.discard(i)
+                    elif restart:
                         delay_s = restarts.exited(i, now)
                         click.echo(
                             f"node {i} exited with code {proc.returncode}; starting it again "
@@ -275,7 +279,7 @@ def command(
                 )
                 reported.discard(i)
                 click.echo(f"node {i} started again, pid {procs[i].pid}")
-            if len(reported) == len(procs) and not restart:
+            if len(reported) == len(procs) and not restart:  # (none left counts too)
                 click.echo("every node has exited", err=True)
                 break
             time.sleep(0.2)
@@ -299,6 +303,15 @@ def _say_what_resuming_ignores(ctx: click.Context, cluster_file: Path) -> None:
                 f"  {flag} ignored: a resumed cluster keeps the addresses and groups in "
                 f"{cluster_file} (a new --data-dir starts a new cluster)"
             )
+
+
+def _removed(cluster_file: Path, node_id: int) -> bool:
+    """Whether ``kvorum member remove`` took ``node_id`` out of the cluster file."""
+    try:
+        peers = peers_from_json(load_cluster_file(cluster_file)["peers"])
+    except (OSError, ValueError, KeyError, click.ClickException):
+        return False
+    return node_id not in peers
 
 
 class _Restarts:
