@@ -46,21 +46,19 @@ def consecutive_free_ports(count: int, avoid: frozenset[int] = frozenset()) -> i
     raise RuntimeError("no run of free ports")
 
 
+def up_command(data_dir: Path, client_base: int, raft_base: int, *more: str) -> list[str]:
+    taken = frozenset(range(client_base, client_base + 3)) | frozenset(
+        range(raft_base, raft_base + 3)
+    )
+    admin = consecutive_free_ports(3, taken)
+    return [*KVORUM, "up", "--data-dir", str(data_dir), "--client-port", str(client_base),
+            "--raft-port", str(raft_base), "--admin-port", str(admin), *more]  # fmt: skip
+
+
 def start_up(
     data_dir: Path, client_base: int, raft_base: int, seconds: float
 ) -> subprocess.Popen[str]:
-    cmd = [
-        *KVORUM,
-        "up",
-        "--data-dir",
-        str(data_dir),
-        "--client-port",
-        str(client_base),
-        "--raft-port",
-        str(raft_base),
-        "--for-seconds",
-        str(seconds),
-    ]
+    cmd = up_command(data_dir, client_base, raft_base, "--for-seconds", str(seconds))
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
@@ -250,8 +248,7 @@ def test_up_restart_starts_a_killed_node_again(tmp_path: Path) -> None:
     data_dir = tmp_path / "cluster"
     client_base = consecutive_free_ports(3)
     raft_base = consecutive_free_ports(3, frozenset(range(client_base, client_base + 3)))
-    cmd = [*KVORUM, "up", "--data-dir", str(data_dir), "--client-port", str(client_base),
-           "--raft-port", str(raft_base), "--restart", "--for-seconds", "12"]
+    cmd = up_command(data_dir, client_base, raft_base, "--restart", "--for-seconds", "12")
     up = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         pid_file = data_dir / "node2.pid"
@@ -275,8 +272,7 @@ def test_member_remove_stops_the_removed_node_of_an_up_cluster(tmp_path: Path) -
     data_dir = tmp_path / "cluster"
     client_base = consecutive_free_ports(3)
     raft_base = consecutive_free_ports(3, frozenset(range(client_base, client_base + 3)))
-    cmd = [*KVORUM, "up", "--data-dir", str(data_dir), "--client-port", str(client_base),
-           "--raft-port", str(raft_base), "--restart", "--for-seconds", "15"]
+    cmd = up_command(data_dir, client_base, raft_base, "--restart", "--for-seconds", "15")
     up = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         client = redis.Redis(port=client_base, socket_timeout=5)

@@ -75,6 +75,7 @@ def node_config_from_toml(path: Path, overrides: dict[str, object]) -> NodeConfi
             election_timeout_ticks=int(raw.get("election_timeout_ticks", 15)),
             groups=int(raw.get("groups", 1)),
             seed=None if raw.get("seed") is None else int(raw["seed"]),
+            admin=None if raw.get("admin") is None else str(raw["admin"]),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise click.UsageError(f"{path}: bad node configuration ({exc!r})") from None

@@ -56,6 +56,11 @@ from kvorum.storage.wal import WALCorruptionError, WALFormatError
     default=False,
     help="Run each round's fsync on the event loop, not on a disk thread (to compare).",
 )
+@click.option(
+    "--admin",
+    default=None,
+    help="host:port for the HTTP admin endpoint (/metrics, /status, /health); default none.",
+)
 @click.option("--log-level", default="INFO", show_default=True)
 def command(
     config_file: Path | None,
@@ -69,6 +74,7 @@ def command(
     groups: int | None,
     seed: int | None,
     persist_on_loop: bool,
+    admin: str | None,
     log_level: str,
 ) -> None:
     """Run one kvorum node: Raft over TCP, data on disk, Redis protocol for clients."""
@@ -81,6 +87,7 @@ def command(
             "join": join,
             "groups": groups,
             "seed": seed,
+            "admin": admin,
         }
         if peers:
             overrides["peers"] = {
@@ -98,6 +105,7 @@ def command(
             join=bool(join),
             groups=groups or 1,
             seed=seed,
+            admin=admin,
         )
     if config.groups < 1:
         raise click.BadParameter("must be >= 1", param_hint="--groups")

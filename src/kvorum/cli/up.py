@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -63,6 +64,7 @@ def start_node_process(
     die_with_parent: bool = False,
     groups: int = 1,
     persist_on_loop: bool = False,
+    admin: str | None = None,
 ) -> subprocess.Popen[bytes]:
     """Start one node as a child process, its log in ``data_dir/nodeN.log``; with
     ``die_with_parent`` it stops when the starting process goes away."""
@@ -85,6 +87,8 @@ def start_node_process(
         cmd.append("--join")
     if persist_on_loop:
         cmd.append("--persist-on-loop")
+    if admin is not None:
+        cmd += ["--admin", admin]
     proc = subprocess.Popen(
         cmd,
         stdout=log,
@@ -151,6 +155,13 @@ def _stop_other_nodes(data_dir: Path, ours: set[int]) -> None:
     "--raft-port", default=17001, show_default=True, help="Node i talks Raft on this port + i - 1."
 )
 @click.option(
+    "--admin-port",
+    type=int,
+    default=None,
+    help="Node i serves /metrics, /status and /health over HTTP on this port + i - 1 "
+    "(default: the client port + 1000; 0: no admin endpoint).",
+)
+@click.option(
     "--groups",
     default=1,
     show_default=True,
@@ -181,6 +192,7 @@ def command(
     host: str,
     client_port: int,
     raft_port: int,
+    admin_port: int | None,
     groups: int,
     persist_on_loop: bool,
     restart: bool,
@@ -204,11 +216,14 @@ def command(
             i: PeerAddress(f"{host}:{raft_port + i - 1}", f"{host}:{client_port + i - 1}")
             for i in range(1, nodes + 1)
         }
-        cluster = {"peers": peers_to_json(peers), "groups": groups}
+        admin_base = client_port + 1000 if admin_port is None else admin_port
+        cluster = {"peers": peers_to_json(peers), "groups": groups, "admin_port_base": admin_base}
         cluster_file.write_text(json.dumps(cluster, indent=2))
         shape = f"{nodes}-node cluster" + (f" of {groups} Raft groups" if groups > 1 else "")
         click.echo(f"starting a new {shape} in {data_dir}")
-    busy = taken_ports([a for p in peers.values() for a in (p.client, p.raft)])
+    admins = _admin_addresses(cluster, peers)
+    busy = taken_ports([a for p in peers.values() for a in (p.client, p.raft)]
+                       + list(admins.values()))  # fmt: skip
     if busy:
         click.echo("cannot start: these ports are taken", err=True)
         for line in busy:
@@ -221,7 +236,8 @@ def command(
         sys.exit(2)
     procs = {
         i: start_node_process(
-            data_dir, i, peers, die_with_parent=True, groups=groups, persist_on_loop=persist_on_loop
+            data_dir, i, peers, die_with_parent=True, groups=groups,
+            persist_on_loop=persist_on_loop, admin=admins.get(i),
         )
         for i in sorted(peers)
     }
@@ -237,7 +253,8 @@ def command(
         leader = wait_for_leader(peers, timeout_s=15)
         for i, addr in sorted(peers.items()):
             mark = "  (leader)" if i == leader else ""
-            click.echo(f"  node {i}: redis://{addr.client}  pid {procs[i].pid}{mark}")
+            http = f"  http://{admins[i]}/metrics" if i in admins else ""
+            click.echo(f"  node {i}: redis://{addr.client}{http}  pid {procs[i].pid}{mark}")
         if leader is None:
             click.echo("no leader elected yet; see the node logs in " + str(data_dir))
         first = peers[min(peers)].client
@@ -275,7 +292,7 @@ def command(
             for i in restarts.due(now):
                 procs[i] = start_node_process(
                     data_dir, i, peers, die_with_parent=True, groups=groups,
-                    persist_on_loop=persist_on_loop,
+                    persist_on_loop=persist_on_loop, admin=admins.get(i),
                 )
                 reported.discard(i)
                 click.echo(f"node {i} started again, pid {procs[i].pid}")
@@ -296,13 +313,27 @@ def command(
 
 def _say_what_resuming_ignores(ctx: click.Context, cluster_file: Path) -> None:
     """A resumed cluster keeps the shape it was made with: say so for each option given."""
-    for name in ("nodes", "host", "client_port", "raft_port", "groups"):
+    for name in ("nodes", "host", "client_port", "raft_port", "admin_port", "groups"):
         if ctx.get_parameter_source(name) is click.core.ParameterSource.COMMANDLINE:
             flag = "--" + name.replace("_", "-")
             click.echo(
                 f"  {flag} ignored: a resumed cluster keeps the addresses and groups in "
                 f"{cluster_file} (a new --data-dir starts a new cluster)"
             )
+
+
+def _admin_addresses(cluster: dict[str, Any], peers: dict[int, PeerAddress]) -> dict[int, str]:
+    """Each node's admin endpoint: the cluster's admin port base + id - 1 on the node's client
+    host (a cluster made before the endpoint existed: the client port + 1000). None: 0."""
+    first = min(peers)
+    base = cluster.get("admin_port_base")
+    if base is None:
+        base = int(peers[first].client.rpartition(":")[2]) + 1000
+    if not base:
+        return {}
+    return {
+        i: f"{a.client.rpartition(':')[0]}:{int(base) + i - first}" for i, a in peers.items()
+    }
 
 
 def _removed(cluster_file: Path, node_id: int) -> bool:

@@ -209,6 +209,12 @@ class RaftGroup:
         nothing was lost since the node started); ``describe(group_id)`` words it."""
         return self.core.repair
 
+    @property
+    def writes_in_flight(self) -> int:
+        """Client writes waiting here: queued for the next proposal, or proposed and not yet
+        applied (a metric; flow control counts bytes: ``max_pending_write_bytes``)."""
+        return len(self._pending_writes) + len(self._proposals)
+
     def repair_status(self) -> dict[str, Any] | None:
         """:meth:`repair_report` as plain data for ``KVORUM STATUS``: the lost range, whether
         it is done, from which node, when (wall-clock ms), and a sentence saying so."""

@@ -27,10 +27,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 from kvorum.host.node import NodeHost, Round
+from kvorum.observe.recorders import LatencyHistogram
 from kvorum.storage.contracts import DiskFullError
 
 log = logging.getLogger(__name__)
@@ -65,6 +67,8 @@ class HostDriver:
         self._persist_stuck = False
         self.on_tick: list[Callable[[], None]] = []
         """Called on the loop after every tick (the node's own periodic chores)."""
+        self.persist_seconds = LatencyHistogram()
+        """How long each round's write and fsync took (on the disk thread if there is one)."""
 
     def start(self) -> None:
         loop = asyncio.get_running_loop()
@@ -162,9 +166,9 @@ class HostDriver:
             try:
                 if self.persist_in_thread:
                     loop = asyncio.get_running_loop()
-                    await loop.run_in_executor(self._disk, host.persist, rnd)
+                    await loop.run_in_executor(self._disk, self._timed_persist, rnd)
                 else:
-                    host.persist(rnd)
+                    self._timed_persist(rnd)
             except DiskFullError as exc:
                 if not self._persist_stuck:
                     log.error(
@@ -182,6 +186,12 @@ class HostDriver:
                 self._persist_stuck = False
                 host.disk_full = host.node_log.space_low()
             return
+
+
+    def _timed_persist(self, rnd: Round) -> None:
+        began = time.perf_counter()
+        self.host.persist(rnd)
+        self.persist_seconds.observe(time.perf_counter() - began)
 
 
 class _Wake:

@@ -89,6 +89,8 @@ class NodeConfig:
     """Run each round's fsync on a disk thread while the loop keeps serving."""
     seed: int | None = None
     """The node's RNG seed (to replay a run); drawn from the OS when None, and logged."""
+    admin: str | None = None
+    """host:port of the HTTP admin endpoint (/metrics, /status, /health); None: none."""
 
     @property
     def me(self) -> PeerAddress:

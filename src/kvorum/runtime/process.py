@@ -1,4 +1,5 @@
-"""Run one kvorum node in this process: Raft node, peer transport and RESP server together.
+"""Run one kvorum node in this process: Raft node, peer transport, RESP server and (when
+configured) the HTTP admin endpoint together.
 
 Theory of operation: :func:`serve` opens the node's storage, starts its transport and its
 Redis-protocol listener, then waits for SIGINT or SIGTERM and shuts everything down in
@@ -17,6 +18,9 @@ import sys
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+from kvorum.kv.commands import COMMANDS
+from kvorum.observe.admin_http import AdminHttp
+from kvorum.observe.recorders import RequestCounts
 from kvorum.runtime.node import KvorumNode, NodeConfig
 from kvorum.runtime.transport import parse_address
 from kvorum.server.server import RespServer, ServerConfig
@@ -39,6 +43,11 @@ async def serve(config: NodeConfig, on_ready: Callable[[KvorumNode], None] | Non
             loop.add_signal_handler(sig, stop.set)
     await node.start()
     await server.start()
+    admin: AdminHttp | None = None
+    if config.admin is not None:
+        server.request_counts = RequestCounts([*COMMANDS, "kvorum"])
+        admin = AdminHttp(node, server, config.admin)
+        await admin.start()
     log.info(
         "node %d: clients on %s, peers on %s", config.node_id, config.me.client, config.me.raft
     )
@@ -47,6 +56,8 @@ async def serve(config: NodeConfig, on_ready: Callable[[KvorumNode], None] | Non
     try:
         await stop.wait()
     finally:
+        if admin is not None:
+            await admin.close()
         await server.close()
         await node.close()
         log.info("node %d stopped", config.node_id)

@@ -40,6 +40,7 @@ from kvorum.kv.replies import (
     Verbatim,
     err_arity,
 )
+from kvorum.observe.recorders import OTHER_COMMAND, RequestCounts
 from kvorum.server.executor import Consistency, Executor, error_reply_for
 from kvorum.server.resp import (
     DEFAULT_MAX_BULK_BYTES,
@@ -111,6 +112,8 @@ class Session:
     lib_version: bytes = b""
     last_active_s: float = 0.0
     transport: asyncio.Transport | None = field(default=None, repr=False)
+    last_replies: list[Reply] = field(default_factory=list, repr=False)
+    """Every reply of the last batch :meth:`execute` ran, one per request it got to."""
 
     def start_fast(self, requests: Sequence[list[bytes]]) -> asyncio.Future[list[Reply]] | None:
         """Hand a batch of only writes or only reads that all pass their checks straight
@@ -163,6 +166,7 @@ class Session:
         group_slots: list[int] = []
         group_items: list[bytes] | list[list[bytes]] = []
         quit_requested = False
+        done: list[Reply] = []
         server.stats.total_commands_processed += len(requests)
 
         async def flush() -> None:
@@ -206,9 +210,11 @@ class Session:
             if kind is Kind.CONNECTION:
                 await flush()
                 out.append(encode_replies(replies, self.resp3))
+                done += replies
                 replies = []
                 reply = self._connection_command(spec, args)
                 out.append(encode_replies([reply], self.resp3))
+                done.append(reply)
                 if spec.name == "quit":
                     quit_requested = True
                     break
@@ -224,6 +230,8 @@ class Session:
                 group_items.append(args)  # type: ignore[arg-type]
         await flush()
         out.append(encode_replies(replies, self.resp3))
+        done += replies
+        self.last_replies = done
         return b"".join(out), quit_requested
 
     # -- connection-level commands ---------------------------------------------------------
@@ -405,6 +413,8 @@ class RespServer:
         # The executor's callback-style entry points, if it has them (a cluster node does).
         self.submit_writes: _SubmitWrites | None = getattr(executor, "submit_writes", None)
         self.submit_reads: _SubmitReads | None = getattr(executor, "submit_reads", None)
+        self.request_counts: RequestCounts | None = None
+        """Requests by command and result, and their latency, when metrics are on."""
 
     @property
     def port(self) -> int:
@@ -556,6 +566,8 @@ class _Connection(asyncio.Protocol):
         self._reading_paused = False
         self._writing_paused = False
         self._closed = False
+        self._batch: list[list[bytes]] = []
+        self._batch_began_s = 0.0
 
     # --- transport events ------------------------------------------------------------------
 
@@ -628,6 +640,8 @@ class _Connection(asyncio.Protocol):
         if self._queued:
             batch, self._queued = self._queued, []
             self._busy = True
+            if self._server.request_counts is not None:
+                self._batch, self._batch_began_s = batch, self._loop.time()
             fut: asyncio.Future[Any] | None = self._session.start_fast(batch)
             if fut is not None:
                 self._fast_count = len(batch)
@@ -668,6 +682,8 @@ class _Connection(asyncio.Protocol):
                 error = error_reply_for(exc or RuntimeError("wrong number of replies"))
                 replies = [error] * self._fast_count
             transport.write(encode_replies(replies, self._session.resp3))
+            if self._server.request_counts is not None:
+                self._count(replies)
         elif exc is not None:
             log.error("connection %d failed; closing it", self._session.client_id,
                       exc_info=exc)
@@ -677,8 +693,20 @@ class _Connection(asyncio.Protocol):
         else:
             output, quit_requested = fut.result()
             transport.write(output)
+            if self._server.request_counts is not None:
+                self._count(self._session.last_replies)
         if quit_requested:
             transport.close()
             self._closed = True
             return
         self._pump()
+
+    def _count(self, replies: Sequence[Reply]) -> None:
+        """Record the batch just answered in the server's request metrics."""
+        counts = self._server.request_counts
+        assert counts is not None
+        batch = self._batch
+        names = [counts.command_name(args[0]) if args else OTHER_COMMAND for args in batch]
+        failed = [isinstance(r, ErrorReply) for r in replies]
+        n = min(len(names), len(failed))
+        counts.record(names[:n], failed[:n], self._loop.time() - self._batch_began_s)
