@@ -32,6 +32,7 @@ from kvorum.host.group import RaftGroup
 from kvorum.kv.replies import ErrorReply, Reply, Verbatim
 from kvorum.runtime.addresses import PeerAddress
 from kvorum.server.executor import InfoSections
+from kvorum.shard.cluster_protocol import ClusterLayout, SlotRun, cluster_reply
 
 if TYPE_CHECKING:
     from kvorum.runtime.node import KvorumNode
@@ -120,6 +121,32 @@ class Admin:
         if keys:
             keyspace["db0"] = f"keys={keys},expires={expires},avg_ttl=0"
         return {"replication": replication, "keyspace": keyspace}
+
+    def cluster(self, subcommand: str, args: Sequence[bytes]) -> Reply:
+        """``CLUSTER <subcommand>``: Redis Cluster's view (:mod:`kvorum.shard.cluster_protocol`)."""
+        return cluster_reply(self.cluster_layout(), subcommand, args)
+
+    def cluster_layout(self) -> ClusterLayout:
+        node = self._node
+        host = node.host
+        runs = []
+        epoch = 0
+        for gid in node.router.group_ids:
+            lo, hi = node.router.slot_span(gid)
+            core = host.group(gid).core
+            voters = core.conf.voters or frozenset({node.config.node_id})
+            leader = core.leader_id
+            master = leader if leader in voters else min(voters)
+            runs.append(SlotRun(lo, hi - 1, master, tuple(sorted(voters - {master}))))
+            epoch = max(epoch, core.term)
+        book = node.addresses.addresses
+        return ClusterLayout(
+            cluster_id=node.config.cluster_id,
+            me=node.config.node_id,
+            runs=tuple(runs),
+            client_addresses={i: a.client for i, a in book.items()},
+            epoch=epoch,
+        )
 
     def role(self) -> Reply:
         node = self._node

@@ -366,6 +366,9 @@ class KvorumNode:
     def info(self) -> InfoSections:
         return self.admin_commands.info()
 
+    def cluster(self, subcommand: str, args: Sequence[bytes]) -> Reply:
+        return self.admin_commands.cluster(subcommand, args)
+
     def role(self) -> Reply:
         return self.admin_commands.role()
 

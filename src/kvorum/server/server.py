@@ -28,7 +28,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from kvorum.kv.commands import COMMANDS, CommandSpec, Kind, check_command, encode_write, parse_int
+from kvorum.kv.commands import (
+    COMMANDS,
+    CommandSpec,
+    Kind,
+    check_command,
+    encode_write,
+    lookup,
+    parse_int,
+)
 from kvorum.kv.glob_match import compile_glob
 from kvorum.kv.replies import (
     ERR_DB_INDEX,
@@ -259,6 +267,18 @@ class Session:
             return self.server.executor.role()
         if name.startswith("client|"):
             return self._client(name, args)
+        if name in ("readonly", "readwrite") or (
+            name.startswith("cluster|") and name != "cluster|help"
+        ):
+            cluster = getattr(self.server.executor, "cluster", None)
+            if cluster is None:
+                return ErrorReply("ERR This instance has cluster support disabled")
+            if name in ("readonly", "readwrite"):
+                return OK  # every kvorum node serves linearizable reads anyway
+            reply: Reply = cluster(name.split("|", 1)[1], args[2:])
+            return reply
+        if name == "command|getkeys":
+            return _command_getkeys(args[2:])
         if name == "command" or name.startswith("command|"):
             return _command_reply(name, args)
         if name == "config|get":
@@ -376,6 +396,19 @@ def _command_docs(spec: CommandSpec) -> Reply:
             sub.name.encode(): _command_docs(sub) for sub in spec.subcommands.values()
         }
     return docs
+
+
+def _command_getkeys(command: list[bytes]) -> Reply:
+    """``COMMAND GETKEYS cmd args...``: the keys of that request, from the command table."""
+    spec = lookup(command)
+    if isinstance(spec, ErrorReply):
+        return ErrorReply("ERR Invalid command specified")
+    if not spec.arity_ok(len(command)):
+        return ErrorReply("ERR Invalid number of arguments specified for command")
+    positions = spec.key_positions(len(command))
+    if not positions:
+        return ErrorReply("ERR The command has no key arguments")
+    return [command[i] for i in positions]
 
 
 def _command_reply(name: str, args: list[bytes]) -> Reply:
