@@ -70,3 +70,19 @@ def test_redis_benchmark_set_get_completes_without_errors(cluster: Cluster) -> N
     with cluster.client(leader) as client:
         # redis-benchmark writes its value under key:__rand_int__ (no -r: one literal key).
         assert client.exists("key:__rand_int__") == 1
+
+
+def test_redis_cli_scan_lists_every_key_even_long_ones(cluster: Cluster) -> None:
+    # Cursors once named the next key itself (one was 20 digits past 2**64) and redis-cli
+    # gave up after the first page with "ERR invalid cursor".
+    cli = _tool("redis-cli")
+    port = str(cluster.ports[cluster.members[0]].client_port)
+    base = [cli, "-h", HOST, "-p", port]
+    keys = {f"scan:{i:03d}" for i in range(60)}
+    keys |= {"scan:long:" + "x" * 300 + str(i) for i in range(5)}
+    for chunk in (sorted(keys)[:30], sorted(keys)[30:]):
+        pairs = [part for key in chunk for part in (key, "v")]
+        assert _run([*base, "MSET", *pairs]).stdout.strip() == "OK"
+    listed = _run([*base, "--scan", "--pattern", "scan:*"])
+    assert listed.returncode == 0, listed.stderr
+    assert set(listed.stdout.split()) == keys

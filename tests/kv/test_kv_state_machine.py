@@ -18,6 +18,7 @@ from kvorum.kv.commands import (
 )
 from kvorum.kv.memory_engine import MemoryEngine
 from kvorum.kv.replies import ErrorReply, Reply
+from kvorum.kv.scan_cursors import ScanCursors, is_scan, scan_with_handles
 from kvorum.kv.state_machine import KVStateMachine, encode_expire_sweep
 from kvorum.kv.values import unpack_value
 
@@ -29,6 +30,7 @@ class Node:
         self.machine = KVStateMachine(MemoryEngine(), max_value_bytes=max_value_bytes)
         self.now_ms = 1_000_000
         self.log: list[bytes] = []
+        self.cursors = ScanCursors(1)
 
     def __call__(self, *words: str | bytes) -> Reply:
         args = [w.encode() if isinstance(w, str) else w for w in words]
@@ -40,6 +42,8 @@ class Node:
             self.log.append(payload)
             return self.machine.apply(payload, len(self.log))
         assert spec.kind is Kind.READ
+        if is_scan(args):  # as a node does: the client holds a handle, not the key
+            return scan_with_handles(self.cursors, self.machine.read, args, self.now_ms)
         return self.machine.read(args, self.now_ms)
 
 

@@ -198,7 +198,9 @@ def parse_expire(args: Sequence[bytes], now_ms: int) -> tuple[int, ExpireFlag] |
     if amount is None:
         return ERR_NOT_INTEGER
     if name in ("expire", "expireat"):
-        if amount > INT64_MAX // 1000 or amount < INT64_MIN // 1000:
+        # C's division truncates toward zero (Redis: LLONG_MIN / 1000); Python's // floors,
+        # which let -9223372036854776 through, overflow, and delete the key.
+        if amount > INT64_MAX // 1000 or amount < -(-INT64_MIN // 1000):
             return err_expire_time(name)
         amount *= 1000
     base_ms = now_ms if name in ("expire", "pexpire") else 0
@@ -303,7 +305,12 @@ def _check_mset(args: Sequence[bytes], now_ms: int) -> ErrorReply | None:
 
 
 def _check_scan(args: Sequence[bytes], now_ms: int) -> ErrorReply | None:
-    parsed = parse_scan(args)
+    # A client's cursor is a handle below 2**64 (kvorum.kv.scan_cursors), as in Redis; the
+    # state machines' own cursors, which name a key, never come from a client.
+    raw_cursor = args[1]
+    if not raw_cursor.isdigit() or len(raw_cursor) > 20 or int(raw_cursor) >= 1 << 64:
+        return ERR_INVALID_CURSOR
+    parsed = parse_scan([args[0], b"0", *args[2:]])
     return parsed if isinstance(parsed, ErrorReply) else None
 
 

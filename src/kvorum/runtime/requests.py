@@ -31,6 +31,7 @@ from kvorum.host.waiters import CallbackWaiter
 from kvorum.kv.commands import CommandSpec, decode_write, lookup
 from kvorum.kv.group_machine import KVGroupMachine
 from kvorum.kv.replies import ErrorReply, Reply
+from kvorum.kv.scan_cursors import ScanCursors, is_scan
 from kvorum.server.executor import Consistency
 from kvorum.shard.fanout import Plan, plan
 from kvorum.shard.router import SlotRouter
@@ -55,6 +56,7 @@ class RequestRouter:
         self._now_ms = now_ms
         self._on_submit = on_submit
         self._single = router.group_ids[0] if len(router) == 1 else None
+        self._cursors = ScanCursors(host.node_id)
         self.reads = 0
 
     # --- writes ------------------------------------------------------------------------------
@@ -67,7 +69,7 @@ class RequestRouter:
             plans = []
             for payload in payloads:
                 now_ms, args = decode_write(payload)
-                plans.append((_plan_of(args, self._router), payload, now_ms, args))
+                plans.append((_plan_of(args, self._router, self._cursors), payload, now_ms, args))
             self._scatter_writes(plans, fut)
         self._on_submit()
         return fut
@@ -106,7 +108,7 @@ class RequestRouter:
         fut: ReplyFuture = asyncio.get_running_loop().create_future()
         now_ms = self._now_ms()
         single = self._single
-        if single is not None:
+        if single is not None and not any(is_scan(r) for r in requests):
             read = self._machines[single].kv.read
             if consistency is Consistency.STALE:
                 fut.set_result([read(r, now_ms) for r in requests])
@@ -114,7 +116,7 @@ class RequestRouter:
             self._host.submit_reads(single, lambda: [read(r, now_ms) for r in requests], fut)
             self._on_submit()
             return fut
-        plans = [_plan_of(list(r), self._router) for r in requests]
+        plans = [_plan_of(list(r), self._router, self._cursors) for r in requests]
         by_group: dict[GroupId, list[list[bytes]]] = {}
         slots: dict[GroupId, list[tuple[int, int]]] = {}
         for i, p in enumerate(plans):
@@ -142,12 +144,12 @@ class RequestRouter:
         return lambda: [read(r, now_ms) for r in requests]
 
 
-def _plan_of(args: list[bytes], router: SlotRouter) -> Plan | ErrorReply:
+def _plan_of(args: list[bytes], router: SlotRouter, cursors: ScanCursors) -> Plan | ErrorReply:
     spec = lookup(args)
     if isinstance(spec, ErrorReply):
         return spec
     assert isinstance(spec, CommandSpec)
-    return plan(spec, args, router)
+    return plan(spec, args, router, cursors)
 
 
 class _Gather:

@@ -25,6 +25,7 @@ from typing import Protocol
 
 from kvorum.host.errors import RequestError
 from kvorum.kv.replies import ErrorReply, Reply
+from kvorum.kv.scan_cursors import ScanCursors, is_scan, scan_with_handles
 from kvorum.kv.state_machine import KVStateMachine, encode_expire_sweep
 
 
@@ -97,6 +98,7 @@ class LocalExecutor:
     ) -> None:
         self.machine = machine
         self._clock_ms = clock_ms
+        self._cursors = ScanCursors(0)
 
     def now_ms(self) -> int:
         """The injected clock's reading."""
@@ -115,15 +117,19 @@ class LocalExecutor:
 
     async def read(self, request: Sequence[bytes], consistency: Consistency) -> Reply:
         """Evaluate one read command now."""
-        return self.machine.read(request, self._clock_ms())
+        return (await self.read_batch([request], consistency))[0]
 
     async def read_batch(
         self, requests: Sequence[Sequence[bytes]], consistency: Consistency
     ) -> list[Reply]:
         """Evaluate read commands now; a single node is always up to date."""
         now_ms = self._clock_ms()
-        read = self.machine.read
-        return [read(request, now_ms) for request in requests]
+        return [self._read(request, now_ms) for request in requests]
+
+    def _read(self, request: Sequence[bytes], now_ms: int) -> Reply:
+        if is_scan(request):
+            return scan_with_handles(self._cursors, self.machine.read, request, now_ms)
+        return self.machine.read(request, now_ms)
 
     async def sweep_expired(self, max_keys: int) -> int:
         """Apply one expiry sweep of up to ``max_keys`` keys due now (what a leader proposes

@@ -9,9 +9,9 @@ proxies do for commands that span shards:
 - ``MGET``: one per group, values put back in the order the keys were asked for;
 - ``DBSIZE``: every group, summed; ``FLUSHDB``: every group;
 - ``SCAN``: one group at a time. With more than one group the cursor names a *position* —
-  two bytes of group index, then the key to resume at inside that group — encoded as every
-  SCAN cursor is (so clients that parse cursors as integers, and the server's cursor check,
-  are content); a group that is done hands over to the next one;
+  two bytes of group index, then the key to resume at inside that group; a group that is
+  done hands over to the next one. The client sees a short handle for it
+  (:mod:`kvorum.kv.scan_cursors`), never the position itself;
 - ``MSET`` and anything else whose keys fall in different groups would lose its atomicity:
   it is refused with Redis Cluster's ``CROSSSLOT`` error, and hash tags are the remedy.
 
@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from kvorum.core.shape import GroupId
 from kvorum.kv.commands import CommandSpec, encode_scan_cursor
 from kvorum.kv.replies import ErrorReply, Reply
+from kvorum.kv.scan_cursors import ScanCursors
 from kvorum.shard.router import SlotRouter
 
 CROSSSLOT = ErrorReply("CROSSSLOT Keys in request don't hash to the same slot")
@@ -64,16 +65,19 @@ def _all_ok(replies: list[Reply]) -> Reply:
     return _first_error(replies) or replies[0]
 
 
-def plan(spec: CommandSpec, args: list[bytes], router: SlotRouter) -> Plan | ErrorReply:
-    """How to run ``args`` (already checked: ``spec`` is its command) over the groups."""
+def plan(
+    spec: CommandSpec, args: list[bytes], router: SlotRouter, cursors: ScanCursors
+) -> Plan | ErrorReply:
+    """How to run ``args`` (already checked: ``spec`` is its command) over the groups;
+    ``cursors`` holds the node's SCAN cursor handles."""
+    name = spec.name
+    if name == "scan":
+        return _plan_scan(args, router, cursors)
     if len(router) == 1:
         return Plan([Part(router.group_ids[0], args)], _only)
-    name = spec.name
     if name in ("dbsize", "flushdb"):
         merge = _sum if name == "dbsize" else _all_ok
         return Plan([Part(g, args) for g in router.group_ids], merge)
-    if name == "scan":
-        return _plan_scan(args, router)
     positions = spec.key_positions(len(args))
     if not positions:
         return Plan([Part(router.group_ids[0], args)], _only)
@@ -108,8 +112,22 @@ def _plan_mget(args: list[bytes], by_group: dict[GroupId, list[int]]) -> Plan:
     return Plan(parts, merge)
 
 
-def _plan_scan(args: list[bytes], router: SlotRouter) -> Plan | ErrorReply:
-    cursor = int(args[1])  # checked by the command table: digits, and a well-formed cursor
+def _plan_scan(args: list[bytes], router: SlotRouter, cursors: ScanCursors) -> Plan | ErrorReply:
+    inner_cursor = cursors.resolve(args[1])
+    if isinstance(inner_cursor, ErrorReply):
+        return inner_cursor
+    if len(router) == 1:
+        # One group: its state machine's cursor is the whole story.
+
+        def merge_one(replies: list[Reply]) -> Reply:
+            (reply,) = replies
+            if isinstance(reply, ErrorReply):
+                return reply
+            assert isinstance(reply, list) and isinstance(reply[0], bytes)
+            return [cursors.issue(reply[0]), reply[1]]
+
+        return Plan([Part(router.group_ids[0], [args[0], inner_cursor, *args[2:]])], merge_one)
+    cursor = int(inner_cursor)
     position = b""
     if cursor:
         position = cursor.to_bytes((cursor.bit_length() + 7) // 8, "big")[1:]
@@ -132,9 +150,9 @@ def _plan_scan(args: list[bytes], router: SlotRouter) -> Plan | ErrorReply:
         if next_inner != b"0":
             cursor_int = int(next_inner)
             next_key = cursor_int.to_bytes((cursor_int.bit_length() + 7) // 8, "big")[1:]
-            return [_position_cursor(index, next_key), keys]
+            return [cursors.issue(_position_cursor(index, next_key)), keys]
         if index + 1 < len(router):
-            return [_position_cursor(index + 1, b""), keys]
+            return [cursors.issue(_position_cursor(index + 1, b"")), keys]
         return [b"0", keys]
 
     return Plan([Part(group_id, [args[0], inner, *args[2:]])], merge)
