@@ -294,3 +294,35 @@ def test_member_remove_stops_the_removed_node_of_an_up_cluster(tmp_path: Path) -
     assert "node 3 was removed from the cluster and has stopped" in out, out
     assert "node 3 started again" not in out, out
     assert up.returncode == 0, out
+
+
+def test_a_cluster_with_a_password_serves_only_clients_that_give_it(tmp_path: Path) -> None:
+    data_dir = tmp_path / "cluster"
+    client_base = consecutive_free_ports(3)
+    raft_base = consecutive_free_ports(3, frozenset(range(client_base, client_base + 3)))
+    env = {**os.environ, "KVORUM_PASSWORD": "s3cret"}
+    cmd = up_command(data_dir, client_base, raft_base, "--for-seconds", "20")
+    up = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    try:
+        good = redis.Redis(port=client_base + 1, password="s3cret", socket_timeout=5)
+        wait_until(lambda: _try_set(good, "k", "v") or None, 20, "an authenticated write")
+        assert good.get("k") == b"v"
+        with pytest.raises(redis.AuthenticationError):
+            redis.Redis(port=client_base, socket_timeout=5).get("k")
+        with pytest.raises(redis.AuthenticationError):
+            redis.Redis(port=client_base, password="wrong", socket_timeout=5).get("k")
+        status = subprocess.run(
+            [*KVORUM, "status", "--data-dir", str(data_dir)],
+            capture_output=True, text=True, timeout=30, check=True, env=env,
+        )  # fmt: skip
+        assert sum(" leader " in f" {r} " for r in status.stdout.splitlines()[1:]) == 1
+        refused = subprocess.run(
+            [*KVORUM, "status", "--data-dir", str(data_dir)],
+            capture_output=True, text=True, timeout=30, check=False,
+            env={k: v for k, v in os.environ.items() if k != "KVORUM_PASSWORD"},
+        )  # fmt: skip
+        assert "NOAUTH" in refused.stdout + refused.stderr
+    finally:
+        up.send_signal(signal.SIGINT)
+        out, _ = up.communicate(timeout=30)
+    assert "stopped" in out, out

@@ -32,11 +32,15 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def redis_port() -> Iterator[int]:
+    yield from _redis_server()
+
+
+def _redis_server(*extra: str) -> Iterator[int]:
     assert REDIS_SERVER is not None
     port = _free_port()
     proc = subprocess.Popen(
         [REDIS_SERVER, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-         "--appendonly", "no", "--databases", "1", "--protected-mode", "no"],
+         "--appendonly", "no", "--databases", "1", "--protected-mode", "no", *extra],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -58,13 +62,28 @@ def redis_port() -> Iterator[int]:
 
 @pytest.fixture
 def kvorum_port() -> Iterator[int]:
+    yield from _kvorum_server()
+
+
+def _kvorum_server(requirepass: str | None = None) -> Iterator[int]:
     server = ServerThread(
-        LocalExecutor(KVStateMachine(MemoryEngine())), ServerConfig(host="127.0.0.1", port=0)
+        LocalExecutor(KVStateMachine(MemoryEngine())),
+        ServerConfig(host="127.0.0.1", port=0, requirepass=requirepass),
     )
     try:
         yield server.port
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="module")
+def redis_with_password_port() -> Iterator[int]:
+    yield from _redis_server("--requirepass", "s3cret")
+
+
+@pytest.fixture
+def kvorum_with_password_port() -> Iterator[int]:
+    yield from _kvorum_server("s3cret")
 
 
 class RawClient:
@@ -125,6 +144,7 @@ COMMAND GETKEYS|COMMAND GETKEYS PING x|COMMAND GETKEYS GET a b|COMMAND GETKEYS d
 COMMAND GETKEYS SET k v EX 10|COMMAND GETKEYS MGET a
 SET e v|EXPIRE e -9223372036854776|EXPIRE e -9223372036854775|EXISTS e|SET e v
 EXPIREAT e -9223372036854776|PEXPIRE e -9223372036854775808|EXISTS e|EXPIRE e 9223372036854776
+AUTH x|AUTH default x|AUTH bob x|AUTH a b c|AUTH|HELLO 2 AUTH bob x|HELLO 2 AUTH default x
 """
 CASES: list[bytes] = [
     _req(*line.split(" ")) for row in SCRIPT.strip().splitlines() for line in row.split("|")
@@ -138,14 +158,42 @@ CASES: list[bytes] = [
 ]
 
 
+# With a password: what a connection may do before and after it authenticates.
+PASSWORD_SCRIPT = """
+GET k|SET k v|PING|DBSIZE|NOSUCH x|GET|SET k v NX XX|HELLO 3|HELLO 2 AUTH default wrong|AUTH wrong
+AUTH bob s3cret|AUTH a b c|GET k|AUTH s3cret|SET k v|GET k|AUTH default wrong|GET k
+AUTH default s3cret|GET k
+"""
+PASSWORD_CASES = [
+    _req(*line.split(" ")) for row in PASSWORD_SCRIPT.strip().splitlines()
+    for line in row.split("|")
+]  # fmt: skip
+
+
 def test_replies_are_byte_identical_to_redis(redis_port: int, kvorum_port: int) -> None:
+    _compare(redis_port, kvorum_port, CASES)
+
+
+def test_with_a_password_replies_are_byte_identical_to_redis(
+    redis_with_password_port: int, kvorum_with_password_port: int
+) -> None:
+    _compare(redis_with_password_port, kvorum_with_password_port, PASSWORD_CASES)
+    # HELLO with AUTH on a fresh connection logs in and switches protocol in one step.
+    _compare(
+        redis_with_password_port,
+        kvorum_with_password_port,
+        [_req("HELLO", "2", "AUTH", "default", "s3cret"), _req("GET", "k")],
+    )
+
+
+def _compare(redis_port: int, kvorum_port: int, cases: list[bytes]) -> None:
     redis_client, kvorum_client = RawClient(redis_port), RawClient(kvorum_port)
     try:
         mismatches = []
-        for request in CASES:
+        for request in cases:
             expected = redis_client.call(request)
             got = kvorum_client.call(request)
-            if request == _req("HELLO", "3") or request == _req("HELLO", "2"):
+            if b"$5\r\nHELLO\r\n" in request[:20] and expected[:1] in (b"*", b"%"):
                 # The map's fields (version, id) legitimately differ; the shape must not.
                 assert got[:3] == expected[:3], (request, got, expected)
                 continue

@@ -76,6 +76,7 @@ def node_config_from_toml(path: Path, overrides: dict[str, object]) -> NodeConfi
             groups=int(raw.get("groups", 1)),
             seed=None if raw.get("seed") is None else int(raw["seed"]),
             admin=None if raw.get("admin") is None else str(raw["admin"]),
+            requirepass=None if raw.get("requirepass") is None else str(raw["requirepass"]),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise click.UsageError(f"{path}: bad node configuration ({exc!r})") from None

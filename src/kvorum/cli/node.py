@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -10,6 +11,7 @@ from pathlib import Path
 import click
 
 from kvorum.cli._cluster import node_config_from_toml, parse_peers
+from kvorum.client.resp_client import PASSWORD_ENV
 from kvorum.host.bootstrap import StorageMismatchError
 from kvorum.runtime.node import DataDirInUseError, NodeConfig
 from kvorum.runtime.process import NodeFailedError, run, serve
@@ -119,6 +121,8 @@ def command(
         config = replace(config, max_value_bytes=max_value_bytes)
     if persist_on_loop:
         config = replace(config, persist_in_thread=False)
+    if config.requirepass is None and os.environ.get(PASSWORD_ENV):
+        config = replace(config, requirepass=os.environ[PASSWORD_ENV])
     if config.node_id not in config.peers:
         raise click.UsageError(f"node {config.node_id} is not in the peer list")
     try:

@@ -24,6 +24,8 @@ def fetch_status(client_addr: str, timeout_s: float = 1.0) -> dict[str, Any] | s
     try:
         with RespClient(host, port, timeout_s) as c:
             reply = c.call("KVORUM", "STATUS")
+    except PermissionError as exc:
+        return str(exc)
     except OSError as exc:
         return f"unreachable ({exc.__class__.__name__})"
     if isinstance(reply, RespError):

@@ -8,6 +8,7 @@ command wants to show them, not stop at them.
 
 from __future__ import annotations
 
+import os
 import socket
 from dataclasses import dataclass
 
@@ -20,10 +21,26 @@ class RespError:
 RespValue = bytes | int | None | RespError | list["RespValue"]
 
 
+PASSWORD_ENV = "KVORUM_PASSWORD"
+"""Where kvorum's commands (and nodes, for their ``requirepass``) find the password, as
+redis-cli finds it in REDISCLI_AUTH: not on a command line, which ``ps`` shows."""
+
+
 class RespClient:
-    def __init__(self, host: str, port: int, timeout_s: float = 2.0) -> None:
+    """One connection; with ``password`` (default: ``$KVORUM_PASSWORD``) it authenticates
+    first, and an AUTH refusal is raised as :class:`PermissionError`."""
+
+    def __init__(
+        self, host: str, port: int, timeout_s: float = 2.0, password: str | None = None
+    ) -> None:
         self._sock = socket.create_connection((host, port), timeout=timeout_s)
         self._file = self._sock.makefile("rb")
+        password = password if password is not None else os.environ.get(PASSWORD_ENV)
+        if password:
+            reply = self.call("AUTH", password)
+            if isinstance(reply, RespError):
+                self.close()
+                raise PermissionError(f"{host}:{port} refused the password: {reply.message}")
 
     def __enter__(self) -> RespClient:
         return self

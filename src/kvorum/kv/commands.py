@@ -370,6 +370,8 @@ COMMANDS: dict[str, CommandSpec] = {
               since="6.0.0", summary="Handshake with the server, choosing RESP2 or RESP3"),
         _spec("select", 2, _C, "loading stale fast", group="connection",
               summary="Change the selected database (kvorum has only 0)"),
+        _spec("auth", -2, _C, "noscript loading stale fast no_auth allow_busy",
+              group="connection", since="1.0.0", summary="Authenticate the connection"),
         _spec("quit", -1, _C, "noscript loading stale fast no_auth allow_busy",
               group="connection", summary="Close the connection"),
         _spec("client", -2, _C, "", group="connection", since="2.4.0",

@@ -25,7 +25,7 @@ import logging
 import random
 import shutil
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -91,6 +91,8 @@ class NodeConfig:
     """The node's RNG seed (to replay a run); drawn from the OS when None, and logged."""
     admin: str | None = None
     """host:port of the HTTP admin endpoint (/metrics, /status, /health); None: none."""
+    requirepass: str | None = field(default=None, repr=False)
+    """Clients must AUTH with this password (Redis's ``requirepass``); None: no password."""
 
     @property
     def me(self) -> PeerAddress:

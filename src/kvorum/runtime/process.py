@@ -33,7 +33,13 @@ async def serve(config: NodeConfig, on_ready: Callable[[KvorumNode], None] | Non
     node = KvorumNode(config)
     host, port = parse_address(config.me.client)
     server = RespServer(
-        node, ServerConfig(host=host, port=port, max_bulk_bytes=config.max_value_bytes)
+        node,
+        ServerConfig(
+            host=host,
+            port=port,
+            max_bulk_bytes=config.max_value_bytes,
+            requirepass=config.requirepass,
+        ),
     )
     stop = asyncio.Event()
     node.on_fatal = lambda exc: stop.set()

@@ -41,6 +41,7 @@ from kvorum.kv.glob_match import compile_glob
 from kvorum.kv.replies import (
     ERR_DB_INDEX,
     ERR_NOT_INTEGER,
+    ERR_SYNTAX,
     OK,
     PONG,
     ErrorReply,
@@ -49,6 +50,14 @@ from kvorum.kv.replies import (
     err_arity,
 )
 from kvorum.observe.recorders import OTHER_COMMAND, RequestCounts
+from kvorum.server.auth import (
+    DEFAULT_USER,
+    ERR_HELLO_NOAUTH,
+    ERR_NO_PASSWORD_SET,
+    ERR_NOAUTH,
+    ERR_WRONGPASS,
+    Passwords,
+)
 from kvorum.server.executor import Consistency, Executor, error_reply_for
 from kvorum.server.resp import (
     DEFAULT_MAX_BULK_BYTES,
@@ -85,6 +94,8 @@ class ServerConfig:
     """Close connections silent for this long; 0 never does (Redis's ``timeout 0``)."""
     read_chunk_bytes: int = 256 * 1024
     consistency: Consistency = Consistency.LINEARIZABLE
+    requirepass: str | None = field(default=None, repr=False)
+    """The default user's password (Redis's ``requirepass``); None: none needed."""
 
     def __post_init__(self) -> None:
         for name in ("max_clients", "max_bulk_bytes", "max_multibulk_count",
@@ -120,6 +131,8 @@ class Session:
     lib_version: bytes = b""
     last_active_s: float = 0.0
     transport: asyncio.Transport | None = field(default=None, repr=False)
+    authenticated: bool = True
+    """False until AUTH succeeds, on a server with a password (:mod:`kvorum.server.auth`)."""
     last_replies: list[Reply] = field(default_factory=list, repr=False)
     """Every reply of the last batch :meth:`execute` ran, one per request it got to."""
 
@@ -129,7 +142,7 @@ class Session:
         ``submit_*`` methods)."""
         server = self.server
         first = requests[0]
-        if not first or first[0].upper() == b"KVORUM":
+        if not first or not self.authenticated or first[0].upper() == b"KVORUM":
             return None
         executor = server.executor
         now_ms = executor.now_ms()
@@ -200,6 +213,10 @@ class Session:
             group_kind, group_slots, group_items = None, [], []
 
         for args in requests:
+            if not self.authenticated and not _allowed_before_auth(args):
+                await flush()
+                replies.append(_before_auth_error(args))
+                continue
             if args and args[0].upper() == b"KVORUM":
                 # kvorum's own administration (status, membership, transfer), when the
                 # executor is a cluster node that offers it.
@@ -261,6 +278,8 @@ class Session:
             return OK if index == 0 else ERR_DB_INDEX
         if name == "hello":
             return self._hello(args)
+        if name == "auth":
+            return self._auth(args)
         if name == "info":
             return Verbatim(self.server.info_text([a.decode("utf-8", "replace") for a in args[1:]]))
         if name == "role":
@@ -299,11 +318,13 @@ class Session:
             resp3 = version == 3
             i = 2
         new_name: bytes | None = None
+        login: tuple[bytes, bytes] | None = None
         while i < len(args):
             more = len(args) - 1 - i
             option = args[i].upper()
             if option == b"AUTH" and more >= 2:
-                i += 3  # no ACLs: the default user accepts any password, as with `nopass`
+                login = (args[i + 1], args[i + 2])
+                i += 3
             elif option == b"SETNAME" and more >= 1:
                 new_name = args[i + 1]
                 if not _valid_client_name(new_name):
@@ -313,6 +334,12 @@ class Session:
                 return ErrorReply(
                     f"ERR Syntax error in HELLO option '{args[i].decode('utf-8', 'replace')}'"
                 )
+        if login is not None:
+            if not self.server.passwords.check(*login):
+                return ErrorReply(ERR_WRONGPASS)
+            self.authenticated = True
+        elif not self.authenticated:
+            return ErrorReply(ERR_HELLO_NOAUTH)
         self.resp3 = resp3
         if new_name is not None:
             self.name = new_name
@@ -327,6 +354,18 @@ class Session:
             b"role": role_name,
             b"modules": [],
         }
+
+    def _auth(self, args: list[bytes]) -> Reply:
+        if len(args) > 3:
+            return ERR_SYNTAX
+        passwords = self.server.passwords
+        if len(args) == 2 and not passwords.required:
+            return ErrorReply(ERR_NO_PASSWORD_SET)
+        username, password = (DEFAULT_USER, args[1]) if len(args) == 2 else (args[1], args[2])
+        if not passwords.check(username, password):
+            return ErrorReply(ERR_WRONGPASS)
+        self.authenticated = True
+        return OK
 
     def _client(self, name: str, args: list[bytes]) -> Reply:
         if name == "client|id":
@@ -360,6 +399,26 @@ class Session:
 _ERR_CLIENT_NAME = ErrorReply(
     "ERR Client names cannot contain spaces, newlines or special characters."
 )
+
+
+_NO_AUTH_NEEDED = frozenset({b"auth", b"hello", b"quit"})
+
+
+def _allowed_before_auth(args: list[bytes]) -> bool:
+    """The commands a connection may send before it has authenticated (Redis's no_auth)."""
+    return bool(args) and args[0].lower() in _NO_AUTH_NEEDED
+
+
+def _before_auth_error(args: list[bytes]) -> ErrorReply:
+    """What a command gets before AUTH: as in Redis, an unknown command or a wrong argument
+    count is said first (kvorum's own KVORUM commands are known here), then NOAUTH."""
+    if args and args[0].upper() != b"KVORUM":
+        spec = lookup(args)
+        if isinstance(spec, ErrorReply):
+            return spec
+        if not spec.arity_ok(len(args)):
+            return err_arity(spec.name)
+    return ErrorReply(ERR_NOAUTH)
 
 
 def _valid_client_name(name: bytes) -> bool:
@@ -446,6 +505,7 @@ class RespServer:
         # The executor's callback-style entry points, if it has them (a cluster node does).
         self.submit_writes: _SubmitWrites | None = getattr(executor, "submit_writes", None)
         self.submit_reads: _SubmitReads | None = getattr(executor, "submit_reads", None)
+        self.passwords = Passwords(self.config.requirepass)
         self.request_counts: RequestCounts | None = None
         """Requests by command and result, and their latency, when metrics are on."""
 
@@ -625,6 +685,7 @@ class _Connection(asyncio.Protocol):
             peer=f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer),
             transport=transport,
             last_active_s=self._loop.time(),
+            authenticated=not server.passwords.required,
         )
         server.sessions[client_id] = self._session
 
