@@ -87,6 +87,7 @@ def test_teeth_read_index_linearizability() -> None:
     assert "Linearizability" in found[1]
 
 
+@pytest.mark.timeout(900)  # searches up to 400 seeds: minutes on a loaded machine
 def test_teeth_current_term_commit_rule() -> None:
     # Figure 8 needs short-lived leaders with divergent tails and an old-term entry sent on
     # its own: three nodes, leaders crashed or cut off moments after winning (or after their
