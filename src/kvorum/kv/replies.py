@@ -11,6 +11,7 @@ Python value      RESP2                        RESP3
 ``str``           simple string ``+``          simple string ``+``
 ``int``           integer ``:``                integer ``:``
 ``None``          null bulk ``$-1``            null ``_``
+:class:`NullArray`  null array ``*-1``          null ``_``
 ``list``          array ``*``                  array ``*``
 ``dict``          flat array of pairs ``*``    map ``%``
 ``bool``          integer 1/0                  boolean ``#``
@@ -48,8 +49,16 @@ class Verbatim:
     text: str
 
 
+@dataclass(frozen=True, slots=True)
+class NullArray:
+    """The null *array* (RESP2 ``*-1``, RESP3 ``_``): an EXEC aborted by WATCH. Only the
+    server makes it; nothing stores or forwards one."""
+
+
+NULL_ARRAY = NullArray()
+
 Reply: TypeAlias = (
-    "bytes | str | int | float | bool | ErrorReply | Verbatim | list[Reply] "
+    "bytes | str | int | float | bool | ErrorReply | Verbatim | NullArray | list[Reply] "
     "| dict[Reply, Reply] | None"
 )
 """Anything a command can answer; see the module table for its wire shapes."""

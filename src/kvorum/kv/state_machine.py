@@ -20,6 +20,7 @@ Stored value layout: see :mod:`kvorum.kv.values`.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import cast
 
 import msgpack
 
@@ -56,6 +57,7 @@ from kvorum.kv.replies import (
     err_arity,
     err_unknown_command,
 )
+from kvorum.kv.transactions import EXEC_NAME, PendingView, decode_transaction
 from kvorum.kv.values import EXPIRY_FIELD, PLAIN_PREFIX, pack_value, unpack_value
 
 _SWEEP_NAME = b"\x00expire-sweep"
@@ -318,6 +320,41 @@ class KVStateMachine:
         tx.put(args[1], args[3], current[1])
         return 1
 
+    def _exec(self, tx: _Overlay, args: list[bytes], now_ms: int) -> Reply:
+        """A MULTI/EXEC transaction (:mod:`kvorum.kv.transactions`): the watch checks, then
+        every command in order through this entry's overlay; a null reply if a watched key
+        changed. Commands the table does not know were refused when queued, so meeting one
+        here means a malformed entry: it gets an error reply, like any unknown write."""
+        try:
+            watches, commands = decode_transaction(args)
+        except ValueError:
+            return ErrorReply("ERR malformed transaction")  # never raise on a log entry
+        for watch in watches:
+            current = tx.lookup(watch.key, now_ms)
+            seen = (None, 0) if current is None else current
+            if seen != (watch.value, watch.expire_at_ms):
+                return None
+        # Reads see the transaction's own writes so far (the overlay), not just the engine.
+        reader = KVStateMachine(cast(Engine, PendingView(self.engine, tx.writes)),
+                                self.max_value_bytes)  # fmt: skip
+        replies: list[Reply] = []
+        for command in commands:
+            name = command[0]
+            write = _WRITES.get(name)
+            if write is not None and name not in (EXEC_NAME, _SWEEP_NAME):
+                spec = _WRITE_SPECS.get(name)
+                if spec is not None and spec.first_key and keys_too_long(spec, command):
+                    replies.append(ERR_KEY_TOO_LONG)
+                elif spec is not None and not spec.arity_ok(len(command)):
+                    replies.append(err_arity(spec.name))
+                else:
+                    replies.append(write(self, tx, command, now_ms))
+            elif name in _READS:
+                replies.append(reader.read(command, now_ms))
+            else:
+                replies.append(err_unknown_command(command))
+        return replies
+
     def _sweep(self, tx: _Overlay, args: list[bytes], now_ms: int) -> Reply:
         max_raw = parse_int(args[-1])
         if len(args) not in (2, 3) or max_raw is None or max_raw < 1:
@@ -397,6 +434,14 @@ class KVStateMachine:
         ttl_ms = self._pttl_ms(args[1], now_ms)
         return ttl_ms if ttl_ms < 0 else (ttl_ms + 500) // 1000  # Redis rounds to nearest
 
+    def _pexpiretime(self, args: list[bytes], now_ms: int) -> Reply:
+        current = self._live(args[1], now_ms)
+        if current is None:
+            return -2
+        if current[1] == 0:
+            return -1
+        return current[1] if args[0].lower() == b"pexpiretime" else current[1] // 1000
+
     def _pttl(self, args: list[bytes], now_ms: int) -> Reply:
         return self._pttl_ms(args[1], now_ms)
 
@@ -466,6 +511,7 @@ _WRITES: dict[bytes, _WriteHandler] = {
     b"flushdb": KVStateMachine._flushdb,
     b"cas": KVStateMachine._cas,
     _SWEEP_NAME: KVStateMachine._sweep,
+    EXEC_NAME: KVStateMachine._exec,
 }
 
 _READS: dict[bytes, _ReadHandler] = {
@@ -475,6 +521,8 @@ _READS: dict[bytes, _ReadHandler] = {
     b"strlen": KVStateMachine._strlen,
     b"ttl": KVStateMachine._ttl,
     b"pttl": KVStateMachine._pttl,
+    b"expiretime": KVStateMachine._pexpiretime,
+    b"pexpiretime": KVStateMachine._pexpiretime,
     b"dbsize": KVStateMachine._dbsize,
     b"scan": KVStateMachine._scan,
 }

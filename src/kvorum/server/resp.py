@@ -26,7 +26,7 @@ import math
 from collections.abc import Sequence
 
 from kvorum.kv.commands import parse_int
-from kvorum.kv.replies import ErrorReply, Reply, Verbatim
+from kvorum.kv.replies import ErrorReply, NullArray, Reply, Verbatim
 
 DEFAULT_MAX_BULK_BYTES = 512 * 1024 * 1024
 """Redis's ``proto-max-bulk-len`` default."""
@@ -322,6 +322,8 @@ def _encode_into(out: list[bytes], reply: Reply, resp3: bool) -> None:
         assert isinstance(reply, float)
         text = _format_double(reply)
         out.append(b",%b\r\n" % text if resp3 else b"$%d\r\n%b\r\n" % (len(text), text))
+    elif kind is NullArray:
+        out.append(_NULL3 if resp3 else b"*-1\r\n")
     elif kind is Verbatim:
         assert isinstance(reply, Verbatim)
         body = reply.text.encode()

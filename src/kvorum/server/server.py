@@ -49,6 +49,7 @@ from kvorum.kv.replies import (
     Verbatim,
     err_arity,
 )
+from kvorum.kv.transactions import Watch
 from kvorum.observe.recorders import OTHER_COMMAND, RequestCounts
 from kvorum.server.auth import (
     DEFAULT_USER,
@@ -68,6 +69,7 @@ from kvorum.server.resp import (
     RequestParser,
     encode_replies,
 )
+from kvorum.server.transaction import Transaction
 
 log = logging.getLogger(__name__)
 
@@ -133,6 +135,10 @@ class Session:
     transport: asyncio.Transport | None = field(default=None, repr=False)
     authenticated: bool = True
     """False until AUTH succeeds, on a server with a password (:mod:`kvorum.server.auth`)."""
+    transaction: Transaction | None = field(default=None, repr=False)
+    """The MULTI in progress, if any (:mod:`kvorum.server.transaction`)."""
+    watches: dict[bytes, Watch] = field(default_factory=dict, repr=False)
+    """Keys WATCHed for the next EXEC, with what they held when watched."""
     last_replies: list[Reply] = field(default_factory=list, repr=False)
     """Every reply of the last batch :meth:`execute` ran, one per request it got to."""
 
@@ -142,7 +148,12 @@ class Session:
         ``submit_*`` methods)."""
         server = self.server
         first = requests[0]
-        if not first or not self.authenticated or first[0].upper() == b"KVORUM":
+        if (
+            not first
+            or not self.authenticated
+            or self.transaction is not None
+            or first[0].upper() == b"KVORUM"
+        ):
             return None
         executor = server.executor
         now_ms = executor.now_ms()
@@ -217,6 +228,11 @@ class Session:
                 await flush()
                 replies.append(_before_auth_error(args))
                 continue
+            word = args[0].upper() if args else b""
+            if word in _TRANSACTION_WORDS or (self.transaction is not None and word != b"QUIT"):
+                await flush()
+                replies.append(await self._transactional(args, now_ms))
+                continue
             if args and args[0].upper() == b"KVORUM":
                 # kvorum's own administration (status, membership, transfer), when the
                 # executor is a cluster node that offers it.
@@ -258,6 +274,79 @@ class Session:
         done += replies
         self.last_replies = done
         return b"".join(out), quit_requested
+
+    # -- transactions ------------------------------------------------------------------------
+
+    async def _transactional(self, args: list[bytes], now_ms: int) -> Reply:
+        """A command while a MULTI is open, or MULTI/EXEC/DISCARD/WATCH/UNWATCH themselves:
+        queue it, or carry it out, with Redis's replies and errors."""
+        word = args[0].upper() if args else b""
+        tx = self.transaction
+        if word == b"EXEC":
+            error = self._checked(args)
+            if error is not None:
+                # Redis answers a malformed EXEC as an aborted transaction, in or out of one.
+                self.transaction = None
+                self.watches.clear()
+                reason = error.message.removeprefix("ERR ")
+                return ErrorReply(f"EXECABORT Transaction discarded because of: {reason}")
+        if tx is None:
+            if word == b"MULTI":
+                return self._checked(args) or self._begin()
+            if word in (b"EXEC", b"DISCARD"):  # (a malformed EXEC is answered above)
+                return self._checked(args) or ErrorReply(
+                    f"ERR {word.decode()} without MULTI"
+                )
+            if word == b"WATCH":
+                return self._checked(args) or await self._watch(args[1:])
+            if word == b"UNWATCH":
+                error = self._checked(args)
+                if error is None:
+                    self.watches.clear()
+                return error or OK
+            raise AssertionError(f"{word!r} is not a transaction command")
+        if word == b"EXEC":
+            self.transaction = None
+            watches, self.watches = list(self.watches.values()), {}
+            return await tx.execute(self, watches, now_ms)
+        if word == b"DISCARD":
+            error = self._checked(args)
+            if error is None:
+                self.transaction = None
+                self.watches.clear()
+            return error or OK
+        if word == b"MULTI":
+            return self._checked(args) or ErrorReply("ERR MULTI calls can not be nested")
+        if word == b"WATCH":
+            return self._checked(args) or ErrorReply("ERR WATCH inside MULTI is not allowed")
+        return tx.queue(args)
+
+    def _checked(self, args: list[bytes]) -> ErrorReply | None:
+        spec = lookup(args)
+        if isinstance(spec, ErrorReply):
+            return spec
+        return None if spec.arity_ok(len(args)) else err_arity(spec.name)
+
+    def _begin(self) -> Reply:
+        self.transaction = Transaction()
+        return OK
+
+    async def _watch(self, keys: list[bytes]) -> Reply:
+        reads: list[list[bytes]] = []
+        for key in keys:
+            reads += [[b"GET", key], [b"PEXPIRETIME", key]]
+        try:
+            seen = await self.server.executor.read_batch(reads, Consistency.LINEARIZABLE)
+        except Exception as exc:  # a failed read fails the WATCH, not the connection
+            return error_reply_for(exc)
+        for i, key in enumerate(keys):
+            value, expire = seen[2 * i], seen[2 * i + 1]
+            if isinstance(value, ErrorReply):
+                return value
+            expire_at_ms = expire if isinstance(expire, int) and expire > 0 else 0
+            self.watches[key] = Watch(key, value if isinstance(value, bytes) else None,
+                                      expire_at_ms)  # fmt: skip
+        return OK
 
     # -- connection-level commands ---------------------------------------------------------
 
@@ -402,6 +491,7 @@ _ERR_CLIENT_NAME = ErrorReply(
 
 
 _NO_AUTH_NEEDED = frozenset({b"auth", b"hello", b"quit"})
+_TRANSACTION_WORDS = frozenset({b"MULTI", b"EXEC", b"DISCARD", b"WATCH", b"UNWATCH"})
 
 
 def _allowed_before_auth(args: list[bytes]) -> bool:

@@ -25,9 +25,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from kvorum.core.shape import GroupId
-from kvorum.kv.commands import CommandSpec, encode_scan_cursor
+from kvorum.kv.commands import CommandSpec, encode_scan_cursor, lookup
 from kvorum.kv.replies import ErrorReply, Reply
 from kvorum.kv.scan_cursors import ScanCursors
+from kvorum.kv.transactions import decode_transaction
 from kvorum.shard.router import SlotRouter
 
 CROSSSLOT = ErrorReply("CROSSSLOT Keys in request don't hash to the same slot")
@@ -75,6 +76,8 @@ def plan(
         return _plan_scan(args, router, cursors)
     if len(router) == 1:
         return Plan([Part(router.group_ids[0], args)], _only)
+    if name == "exec":
+        return _plan_transaction(args, router)
     if name in ("dbsize", "flushdb"):
         merge = _sum if name == "dbsize" else _all_ok
         return Plan([Part(g, args) for g in router.group_ids], merge)
@@ -110,6 +113,30 @@ def _plan_mget(args: list[bytes], by_group: dict[GroupId, list[int]]) -> Plan:
         return values
 
     return Plan(parts, merge)
+
+
+def _plan_transaction(args: list[bytes], router: SlotRouter) -> Plan | ErrorReply:
+    """A MULTI/EXEC runs in one group, as one entry: every key it names or watches must be
+    there (CROSSSLOT otherwise, as Redis Cluster answers); one without keys goes to the first."""
+    try:
+        watches, commands = decode_transaction(args)
+    except ValueError:
+        return ErrorReply("ERR malformed transaction")
+    keys = [w.key for w in watches]
+    for command in commands:
+        spec = lookup(command)
+        if isinstance(spec, ErrorReply):
+            continue  # refused when queued; the state machine answers it
+        if spec.name in ("dbsize", "flushdb"):
+            if len(router) > 1:
+                return CROSSSLOT  # needs every group: not one entry
+            continue
+        keys += [command[p] for p in spec.key_positions(len(command)) if p < len(command)]
+    groups = {router.group_of(key) for key in keys}
+    if len(groups) > 1:
+        return CROSSSLOT
+    group = groups.pop() if groups else router.group_ids[0]
+    return Plan([Part(group, args)], _only)
 
 
 def _plan_scan(args: list[bytes], router: SlotRouter, cursors: ScanCursors) -> Plan | ErrorReply:
