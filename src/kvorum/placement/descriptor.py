@@ -26,7 +26,7 @@ leadership moves often and only makes a request take one extra hop.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from enum import IntEnum
 
 from kvorum.core.shape import NodeId
@@ -80,12 +80,18 @@ class RangeDescriptor:
     epoch: Epoch
     replicas: tuple[Replica, ...]
     leader_hint: NodeId | None = None
+    # Derived from `replicas` once, because schedulers ask for them in every loop.
+    _nodes: frozenset[NodeId] = field(init=False, repr=False, compare=False)
+    _voters: frozenset[NodeId] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         KeySpan(self.start, self.end)  # raises on an empty or inverted span
         nodes = [r.node for r in self.replicas]
         if len(set(nodes)) != len(nodes):
             raise DescriptorError(f"range {self.range_id}: a node holds two replicas: {nodes}")
+        object.__setattr__(self, "_nodes", frozenset(nodes))
+        object.__setattr__(self, "_voters", frozenset(
+            r.node for r in self.replicas if r.role is Role.VOTER))
 
     @property
     def span(self) -> KeySpan:
@@ -95,13 +101,16 @@ class RangeDescriptor:
         return self.start <= position and (self.end is None or position < self.end)
 
     def nodes(self) -> frozenset[NodeId]:
-        return frozenset(r.node for r in self.replicas)
+        return self._nodes
 
     def voters(self) -> frozenset[NodeId]:
-        return frozenset(r.node for r in self.replicas if r.role is Role.VOTER)
+        return self._voters
 
     def learners(self) -> frozenset[NodeId]:
-        return frozenset(r.node for r in self.replicas if r.role is Role.LEARNER)
+        return self._nodes - self._voters
+
+    def has_learners(self) -> bool:
+        return len(self._nodes) != len(self._voters)
 
     def role_of(self, node: NodeId) -> Role | None:
         for r in self.replicas:

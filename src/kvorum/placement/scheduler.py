@@ -135,16 +135,30 @@ class Scheduler:
                 moves_on[node] += 1
         rnd = _Round(self.config, moves_on, busy)
         dead, healthy = self._node_health(state, now_ms)
-        counts = self._replica_counts(state, healthy)
+        counts = dict.fromkeys(healthy, 0)
+        # One pass sorts the ranges: those that need repair or sit on a draining node, and
+        # the sound ones, which alone are balanced.
+        unsound: list[RangeDescriptor] = []
+        sound: list[RangeDescriptor] = []
+        want = self.config.replicas
+        for desc in state.ranges_in_order():
+            nodes = desc.nodes()
+            for node in nodes:
+                if node in counts:
+                    counts[node] += 1
+            if len(desc.voters()) == want and not desc.has_learners() and nodes <= healthy:
+                sound.append(desc)
+            else:
+                unsound.append(desc)
         if state.scheduler_on:
-            self._repair(state, rnd, dead, healthy, counts)
-        self._drain(state, rnd, healthy, counts)
+            self._repair(unsound, rnd, dead, healthy, counts)
+        self._drain(state, unsound, rnd, healthy, counts)
         if state.scheduler_on:
             if self.config.policy is not None:
                 self._split_and_merge(state, rnd, now_ms, healthy=healthy, counts=counts,
-                                     free_range_ids=free_range_ids)
-            self._balance_replicas(state, rnd, healthy, counts)
-            self._balance_leaders(state, rnd, healthy)
+                                      free_range_ids=free_range_ids)
+            self._balance_replicas(state, sound, rnd, healthy, counts)
+            self._balance_leaders(sound, rnd, healthy)
         return rnd.planned
 
     # -- what the nodes are --------------------------------------------------------------
@@ -156,15 +170,6 @@ class Scheduler:
                 and now_ms - n.down_since_ms >= self.config.down_after_ms}
         healthy = {n.node for n in state.nodes.values() if n.takes_replicas}
         return dead, healthy
-
-    @staticmethod
-    def _replica_counts(state: PdState, healthy: set[NodeId]) -> dict[NodeId, int]:
-        counts = dict.fromkeys(healthy, 0)
-        for desc in state.descriptors.values():
-            for node in desc.nodes():
-                if node in counts:
-                    counts[node] += 1
-        return counts
 
     def _target(self, desc: RangeDescriptor, rnd: _Round, healthy: set[NodeId],
                 counts: dict[NodeId, int]) -> NodeId | None:
@@ -195,19 +200,18 @@ class Scheduler:
 
     # -- 1. repair, 2. drain ---------------------------------------------------------------
 
-    def _repair(self, state: PdState, rnd: _Round, dead: set[NodeId], healthy: set[NodeId],
-                counts: dict[NodeId, int]) -> None:
+    def _repair(self, unsound: list[RangeDescriptor], rnd: _Round, dead: set[NodeId],
+                healthy: set[NodeId], counts: dict[NodeId, int]) -> None:
         want = self.config.replicas
-        for desc in state.ranges_in_order():
+        for desc in unsound:
             if rnd.full():
                 return
             if desc.range_id in rnd.busy:
                 continue
-            learners = desc.learners()
             voters = desc.voters()
-            on_dead = sorted(voters & dead)
-            if learners:
-                node = min(learners)
+            on_dead = sorted(voters & dead) if dead else []
+            if desc.has_learners():
+                node = min(desc.learners())
                 if rnd.can_move((node,)) or node in dead:
                     rnd.add(remove_replica(desc, node, "a learner left over"), [])
             elif on_dead and len(voters) <= want:
@@ -225,12 +229,12 @@ class Scheduler:
                 if node in counts:
                     counts[node] -= 1
 
-    def _drain(self, state: PdState, rnd: _Round, healthy: set[NodeId],
-               counts: dict[NodeId, int]) -> None:
+    def _drain(self, state: PdState, unsound: list[RangeDescriptor], rnd: _Round,
+               healthy: set[NodeId], counts: dict[NodeId, int]) -> None:
         draining = {n.node for n in state.nodes.values() if n.state is NodeState.DRAINING}
         if not draining:
             return
-        for desc in state.ranges_in_order():
+        for desc in unsound:
             if rnd.full():
                 return
             if desc.range_id in rnd.busy:
@@ -293,26 +297,20 @@ class Scheduler:
 
     # -- 4. replica balance, 5. leader balance ---------------------------------------------
 
-    @staticmethod
-    def _healthy_range(desc: RangeDescriptor, healthy: set[NodeId]) -> bool:
-        return not desc.learners() and desc.nodes() <= healthy
-
-    def _balance_replicas(self, state: PdState, rnd: _Round, healthy: set[NodeId],
-                          counts: dict[NodeId, int]) -> None:
+    def _balance_replicas(self, state: PdState, sound: list[RangeDescriptor], rnd: _Round,
+                          healthy: set[NodeId], counts: dict[NodeId, int]) -> None:
         if len(healthy) < 2:
             return
         tolerance = self.config.replica_tolerance
         mean = sum(counts.values()) / len(counts)
         high, low = mean * (1 + tolerance), mean * (1 - tolerance)
+        loads = state.range_loads
+        by_size = sorted(sound, key=lambda d: (
+            loads[d.range_id].size_bytes if d.range_id in loads else 0, d.range_id))
         on_node: dict[NodeId, list[RangeDescriptor]] = defaultdict(list)
-        for desc in state.descriptors.values():
-            if self._healthy_range(desc, healthy):
-                for node in desc.nodes():
-                    on_node[node].append(desc)
-        for ranges in on_node.values():
-            size = state.range_loads
-            ranges.sort(key=lambda d: (size[d.range_id].size_bytes
-                                       if d.range_id in size else 0, d.range_id))
+        for desc in by_size:  # so each node's list is smallest first
+            for node in desc.nodes():
+                on_node[node].append(desc)
         sources = set(healthy)
         while not rnd.full() and sources:
             src = max(sources, key=lambda n: (counts[n], -n))
@@ -342,22 +340,27 @@ class Scheduler:
                 leaders[desc.leader_hint] += 1
         return leaders
 
-    def _balance_leaders(self, state: PdState, rnd: _Round, healthy: set[NodeId]) -> None:
-        leaders = self._leader_counts(state, healthy)
+    def _balance_leaders(self, sound: list[RangeDescriptor], rnd: _Round,
+                         healthy: set[NodeId]) -> None:
+        leaders = dict.fromkeys(healthy, 0)
+        for desc in sound:
+            if desc.leader_hint in leaders:
+                leaders[desc.leader_hint] += 1
         if len(leaders) < 2:
             return
         tolerance = self.config.leader_tolerance
         mean = sum(leaders.values()) / len(leaders)
         high, low = mean * (1 + tolerance), mean * (1 - tolerance)
         led: dict[NodeId, list[RangeDescriptor]] = defaultdict(list)
-        for desc in state.ranges_in_order():
-            if desc.leader_hint in leaders and self._healthy_range(desc, healthy):
+        for desc in sound:
+            if desc.leader_hint in leaders:
                 led[desc.leader_hint].append(desc)
         sources = set(leaders)
         while not rnd.full() and sources:
             src = max(sources, key=lambda n: (leaders[n], -n))
             if leaders[src] <= high and min(leaders.values()) >= low:
                 return
+            fewest = min(leaders.values())
             best: tuple[int, NodeId, RangeDescriptor] | None = None
             for desc in led[src]:
                 if desc.range_id in rnd.busy:
@@ -366,6 +369,8 @@ class Scheduler:
                     if node != src and node in leaders and (
                             best is None or (leaders[node], node) < best[:2]):
                         best = (leaders[node], node, desc)
+                if best is not None and best[0] == fewest:
+                    break  # cannot do better
             if best is None or leaders[src] - best[0] <= 1:
                 sources.discard(src)
                 continue
