@@ -295,7 +295,9 @@ class PdState:
             return _refused(f"unknown range r{merged.range_id} or r{removed_id}")
         if left.end != right.start or (merged.start, merged.end) != (left.start, right.end):
             return _refused(f"{merged} is not {left} joined with {right}")
-        if merged.epoch.version <= max(left.epoch.version, right.epoch.version):
+        if (merged.epoch.version <= max(left.epoch.version, right.epoch.version)
+                or merged.epoch.conf_version < max(left.epoch.conf_version,
+                                                   right.epoch.conf_version)):
             return _refused(f"{merged} is not newer than {left} and {right}")
         assert self.range_map is not None
         self._tick(command.now_ms)
