@@ -281,6 +281,9 @@ class Scheduler:
         right = state.range_of(proposal.right_start)
         if left.range_id in rnd.busy or right.range_id in rnd.busy:
             return
+        # Reserved for the merge: were the balancer to move either meanwhile, it could undo
+        # the lining up below and the two would chase each other for ever.
+        rnd.busy.update((left.range_id, right.range_id))
         if not (left.nodes() | right.nodes()) <= healthy:
             return  # repair first
         if left.voters() == right.voters() and not left.learners() and not right.learners():
