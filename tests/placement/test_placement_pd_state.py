@@ -126,7 +126,8 @@ def test_nodes_down_heartbeat_drain_and_removal() -> None:
     assert state.apply(MarkNodeDown(2, since_ms=90)).ok
     assert state.nodes[2].down_since_ms == 40  # down since the first time
     assert state.apply(StoreHeartbeat(2, 100, 1, 0, 0, ())).ok
-    assert state.nodes[2].down_since_ms is None and state.nodes[2].last_heartbeat_ms == 100
+    back = state.nodes[2]
+    assert back.down_since_ms is None and back.last_heartbeat_ms == 100
     assert not state.apply(FinishRemoval(4)).ok  # not draining
     assert state.apply(RemoveNode(3)).ok
     assert state.nodes[3].state is NodeState.DRAINING

@@ -16,7 +16,7 @@ from kvorum.sharding import RangePolicy
 DOWN_AFTER_MS = 60_000
 
 
-def make_sim(nodes: int = 6, ranges: int = 24, initial_nodes: int | None = 3,
+def make_sim(*, nodes: int = 6, ranges: int = 24, initial_nodes: int | None = 3,
              policy: RangePolicy | None = None, range_bytes: int = 4_000_000,
              max_moves_per_node: int = 4, seed: int = 7) -> PlacementSim:
     config = SchedulerConfig(down_after_ms=DOWN_AFTER_MS, heartbeat_timeout_ms=5_000,

@@ -366,8 +366,12 @@ class PlacementSim:
             return
         self.counters.steps += 1
         self._set_truth(effect.after, effect.removed_range_id)
-        self._report(step, effect.after, effect.removed_range_id)
         self._check_step(effect.before, effect.after, step)
+        self._report(step, effect.after, effect.removed_range_id)
+        if isinstance(step, SplitAt | MergeWith) or self.config.check_cover_every_step:
+            problems = check_cover(self.pd.descriptors.values())
+            if problems:
+                raise PlacementViolation(f"at {self.now_ms} ms after {step}: PD: {problems}")
         mine = self.truth.get(op.range_id)
         if mine is not None:
             running.expected = mine.epoch
@@ -423,7 +427,6 @@ class PlacementSim:
         reshaped = isinstance(step, SplitAt | MergeWith)
         if reshaped or self.config.check_cover_every_step:
             problems += [f"ranges: {p}" for p in check_cover(self.truth.values())]
-            problems += [f"PD: {p}" for p in check_cover(self.pd.descriptors.values())]
         old = {d.range_id: d for d in before}
         for desc in after:
             prior = old.get(desc.range_id)
