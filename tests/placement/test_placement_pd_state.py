@@ -45,6 +45,10 @@ def booted() -> PdState:
     return state
 
 
+def node_state(state: PdState, node: int) -> NodeState:
+    return state.nodes[node].state  # read afresh: each apply may change it
+
+
 def test_bootstrap_once_and_only_with_a_cover() -> None:
     state = booted()
     assert state.next_range_id == 2
@@ -130,13 +134,13 @@ def test_nodes_down_heartbeat_drain_and_removal() -> None:
     assert back.down_since_ms is None and back.last_heartbeat_ms == 100
     assert not state.apply(FinishRemoval(4)).ok  # not draining
     assert state.apply(RemoveNode(3)).ok
-    assert state.nodes[3].state == NodeState.DRAINING
+    assert node_state(state, 3) is NodeState.DRAINING
     refused = state.apply(FinishRemoval(3))
     assert not refused.ok and "still holds" in refused.detail
     moved = remove_replica(promote_learner(add_learner(FIRST, 4), 4), 3)
     assert state.apply(ReportReplicas(moved)).ok
     assert state.apply(FinishRemoval(3)).ok
-    assert state.nodes[3].state == NodeState.REMOVED
+    assert node_state(state, 3) is NodeState.REMOVED
     assert not state.apply(AddNode(3, 100, 200)).ok  # ids are never reused
     assert not state.apply(StoreHeartbeat(3, 200, 0, 0, 0, ())).ok
     assert state.apply(AddNode(5, 100, 200)).ok
