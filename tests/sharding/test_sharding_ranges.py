@@ -201,3 +201,20 @@ def test_policy_rejects_oscillating_or_negative_thresholds() -> None:
     range_map = RangeMap("s1", now_ms=10)
     with pytest.raises(ClockWentBackwardsError):
         policy().propose(range_map, {}, now_ms=5)
+
+
+def test_from_ranges_restores_bounds_and_ages_and_refuses_a_gap() -> None:
+    original = RangeMap("a", now_ms=5)
+    original.split(b"m", 10, shard="b")
+    original.split(b"t", 20, shard="c")
+    restored = RangeMap.from_ranges(original.ranges())
+    assert restored.ranges() == original.ranges()
+    assert restored.lookup(b"p").shard == "b"
+    restored.split(b"x", 20)  # its clock is the newest age, so 20 is not "backwards"
+    with pytest.raises(ClockWentBackwardsError):
+        restored.split(b"y", 19)
+    gap = [KeyRange(b"", b"m", "a", 0), KeyRange(b"n", None, "b", 0)]
+    with pytest.raises(RangeMapError):
+        RangeMap.from_ranges(gap)
+    with pytest.raises(RangeMapError):
+        RangeMap.from_ranges([KeyRange(b"a", None, "a", 0)])

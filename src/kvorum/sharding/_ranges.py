@@ -18,6 +18,7 @@ from __future__ import annotations
 from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from itertools import pairwise
 
 from kvorum.sharding._errors import ClockWentBackwardsError, RangeMapError
 from kvorum.sharding._hash import Key, key_bytes
@@ -68,6 +69,22 @@ class RangeMap:
             if key_bytes(at) <= range_map._starts[-1]:
                 raise RangeMapError(f"boundaries must be strictly increasing and non-empty: {at!r}")
             range_map.split(at, now_ms, shard=shard)
+        return range_map
+
+    @classmethod
+    def from_ranges(cls, ranges: Sequence[KeyRange]) -> RangeMap:
+        """A map holding exactly ``ranges`` (with their ``since_ms``), which must tile the
+        key space in order: how a saved map is restored."""
+        if not ranges or ranges[0].start != b"" or ranges[-1].end is not None:
+            raise RangeMapError("ranges must start at b'' and end unbounded")
+        for left, right in pairwise(ranges):
+            if left.end != right.start:
+                raise RangeMapError(f"{left} and {right} are not neighbours")
+        for key_range in ranges:
+            check_node_name(key_range.shard)
+        range_map = cls(ranges[0].shard, max(r.since_ms for r in ranges))
+        range_map._ranges = list(ranges)
+        range_map._starts = [r.start for r in ranges]
         return range_map
 
     def __len__(self) -> int:
