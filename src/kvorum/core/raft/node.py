@@ -50,6 +50,7 @@ from kvorum.core.raft.messages import (
     SnapshotData,
     SnapshotMeta,
     TimeoutNow,
+    normal_entries,
 )
 from kvorum.core.raft.progress import Inflights, Progress, ProgressState
 from kvorum.core.raft.quorum import VoteResult, majority, quorum_value, tally_votes
@@ -275,7 +276,7 @@ class RaftCore:
         """Append several commands at once (one append, one round of messages)."""
         self._check_can_propose(sum(len(d) for d in batch))
         first = self.log.last_index + 1
-        entries = [Entry(self.term, first + i, d) for i, d in enumerate(batch)]
+        entries = normal_entries(self.term, first, batch)
         self._append_as_leader(entries)
         return [e.index for e in entries]
 
