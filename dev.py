@@ -15,6 +15,9 @@ dependencies changed. Then it hands over to the real command inside the venv:
     python3 dev.py compile        optional: compile the Raft core's hot modules with mypyc, in
                                   place (needs a C compiler); `compile --clean` goes back to
                                   pure Python. `kvorum --version` says which one runs.
+    python3 dev.py test-compiled  compile, run the simulator (KVORUM_SIM_COMPILED_SEEDS, 200,
+                                  at one group and at four) and tests/raft on the compiled
+                                  core, then go back to the build the tree had before
 
 A compiled core is rebuilt by the next `up`, `test`, `bench` or `kvorum` when its source has
 changed since it was compiled, so a stale extension never hides an edit.
@@ -156,6 +159,30 @@ def _refresh_compiled() -> None:
         sys.exit("dev.py: recompiling failed; `python3 dev.py compile --clean` goes back to pure")
 
 
+def _test_compiled(rest: list[str]) -> int:
+    """The compiled core is the same code: the simulator's gate and the core's own tests."""
+    was_compiled = bool(_compiled_files())
+    code = _compile()
+    if code != 0:
+        return code
+    seeds = os.environ.get("KVORUM_SIM_COMPILED_SEEDS", "200")
+    sim = [str(BIN / "kvorum"), "sim", "raft", "--nodes", "5", "--faults=all", "--seeds", seeds]
+    try:
+        for step in (
+            [*sim],
+            [*sim, "--groups", "4"],
+            [str(PY), "-m", "pytest", "-n", "2", "-q", "tests/raft", *rest],
+        ):
+            code = _run(step)
+            if code != 0:
+                return code
+        return 0
+    finally:
+        if not was_compiled:
+            _clean_compiled()
+            print("dev.py: removed the compiled core again (pure Python runs)", flush=True)
+
+
 def _run(argv: list[str]) -> int:
     print("dev.py: $ " + " ".join(argv), flush=True)
     return subprocess.call(argv, cwd=ROOT)
@@ -178,6 +205,9 @@ def main() -> int:
             print(f"dev.py: compile takes no arguments but --clean, not {rest}")
             return 2
         return _compile()
+    if task == "test-compiled":
+        _ensure_venv("test,bench")
+        return _test_compiled(rest)
     if task in ("up", "test", "bench", "kvorum"):
         _refresh_compiled()
     if task == "up":

@@ -137,6 +137,10 @@ def _cluster_measure(scratch: Path, groups: int) -> Callable[[str], dict[str, An
     return lambda source_dir: in_cluster(scratch, source_dir, groups, CLUSTER_SECONDS)
 
 
+def _figure(value: float) -> str:
+    return f"{value:,.0f}" if value >= 100 else f"{value:.2f}"
+
+
 def _ratio_rows(figures: dict[str, dict[str, list[float]]]) -> list[str]:
     rows = []
     for metric, sides in figures.items():
@@ -147,7 +151,7 @@ def _ratio_rows(figures: dict[str, dict[str, list[float]]]) -> list[str]:
         rows.append(
             f"| {metric} | {len(ratios)} | {statistics.median(ratios):.2f}x "
             f"| {min(ratios):.2f}..{max(ratios):.2f}x "
-            f"| {statistics.median(pure):,.0f} | {statistics.median(compiled):,.0f} |"
+            f"| {_figure(statistics.median(pure))} | {_figure(statistics.median(compiled))} |"
         )
     return rows
 
@@ -185,7 +189,7 @@ def run(results_dir: Path, quick: bool) -> None:
                     if build != expected:
                         raise SystemExit(f"the {side} side ran a {build!r} core")
                     print(f"  round {round_index + 1} {name:10} {side:6} "
-                          + ", ".join(f"{k} {v:,.1f}" for k, v in out.items()), flush=True)
+                          + ", ".join(f"{k} {_figure(v)}" for k, v in out.items()), flush=True)
                     for metric, value in out.items():
                         label = {"core": "core, 3 nodes, ", "sim": "sim, "}.get(name, "cluster, ")
                         figures.setdefault(label + metric, {PURE: [], COMPILED: []})[

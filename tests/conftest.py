@@ -5,7 +5,7 @@ import os
 
 from hypothesis import settings
 
-from kvorum.corebuild import raft_core_build
+from kvorum.corebuild import describe_raft_core
 
 settings.register_profile("ci", derandomize=True, deadline=None, max_examples=200)
 settings.register_profile("dev", deadline=None, max_examples=100)
@@ -13,4 +13,4 @@ settings.load_profile("ci" if os.environ.get("CI") else "dev")
 
 
 def pytest_report_header() -> str:
-    return f"kvorum Raft core: {raft_core_build()} (python3 dev.py compile [--clean] switches)"
+    return f"kvorum Raft core: {describe_raft_core()} (python3 dev.py compile [--clean] switches)"
