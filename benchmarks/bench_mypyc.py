@@ -33,6 +33,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -98,12 +99,25 @@ def in_child(source_dir: str, part: str, size: int) -> dict[str, Any]:
     return result
 
 
+def _info_server(port: int, timeout_s: float = 30) -> object:
+    """``INFO server`` of the node on ``port``, waiting for it to listen: ``kvorum up``
+    reports a leader before every node may be serving, more so on a loaded machine."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            with RespClient("127.0.0.1", port) as client:
+                return client.call("INFO", "server")
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
 def cluster_build(cluster: bc.Cluster) -> str:
     """What every node of ``cluster`` says its Raft core is (``INFO server``)."""
     builds = set()
     for port in cluster.client_ports.values():
-        with RespClient("127.0.0.1", port) as client:
-            info = client.call("INFO", "server")
+        info = _info_server(port)
         text = info.decode() if isinstance(info, bytes) else str(info)
         fields = dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
         builds.add(fields.get("kvorum_raft_core", "unknown").strip())
@@ -161,6 +175,7 @@ def run(results_dir: Path, quick: bool) -> None:
     if not compiled_here and not quick:
         raise SystemExit("bench mypyc compares against a compiled core: "
                          "run `python3 dev.py compile` first")
+    load_before = os.getloadavg()
     parts = {p.strip() for p in PARTS.split(",") if p.strip()}
     rounds = 2 if quick else ROUNDS
     core_size, sim_seeds = (200, 1) if quick else (20_000, SIM_SEEDS)
@@ -208,6 +223,12 @@ def run(results_dir: Path, quick: bool) -> None:
         f"seeds per side per round). Cluster: ops/s at 64 clients ({CLIENT_PROCS} load "
         f"generators of {CLIENT_CONNS} connections, {CLUSTER_SECONDS:g} s per point) on a "
         "fresh 3-node `kvorum up` per side and round, every group led from one node.",
+        "",
+        "Load average (1, 5, 15 min) when the run began: "
+        + ", ".join(f"{x:.2f}" for x in load_before) + "; when it ended: "
+        + ", ".join(f"{x:.2f}" for x in os.getloadavg())
+        + f" (a shared {os.cpu_count()}-core machine: a load far above that means the sides "
+        "shared the CPUs with other work, and the wide min..max ranges show it).",
         "",
         *([] if compiled_here else ["**Quick run without a compiled core: both sides are "
                                     "pure Python; these are not results.**", ""]),
