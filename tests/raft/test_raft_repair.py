@@ -23,7 +23,7 @@ from kvorum.core.raft import (
     RepairFence,
     UnsafeSwitches,
 )
-from kvorum.core.raft.log import LogInvariantError
+from kvorum.core.raft.errors import LogInvariantError
 from kvorum.core.raft.messages import AppendEntriesResponse
 from kvorum.sim.interaction import InteractionEnv, parse_script
 

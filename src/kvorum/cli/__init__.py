@@ -13,9 +13,13 @@ import pkgutil
 
 import click
 
+from kvorum.corebuild import describe_raft_core
+
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="kvorum")
+@click.version_option(
+    package_name="kvorum", message=f"%(prog)s %(version)s (Raft core: {describe_raft_core()})"
+)
 def cli() -> None:
     """kvorum: a Raft-replicated, Redis-compatible key-value store and distributed-systems
     toolkit."""

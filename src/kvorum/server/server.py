@@ -28,6 +28,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
+from kvorum.corebuild import raft_core_build
 from kvorum.kv.commands import (
     COMMANDS,
     CommandSpec,
@@ -662,6 +663,7 @@ class RespServer:
                 "redis_version": REDIS_VERSION,
                 "redis_mode": "standalone",
                 "kvorum_server": "kvorum",
+                "kvorum_raft_core": raft_core_build(),
                 "process_id": os.getpid(),
                 "tcp_port": self.port,
                 "uptime_in_seconds": uptime_s,

@@ -14,23 +14,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from kvorum.core.raft.errors import LogInvariantError
 from kvorum.core.raft.messages import Entry
 
 
-class LogInvariantError(AssertionError):
-    """The log was asked to do something that would break Raft's safety (a bug, never input)."""
-
-
 class RaftLog:
-    __slots__ = (
-        "applied",
-        "committed",
-        "entries",
-        "snapshot_index",
-        "snapshot_term",
-        "stable_index",
-        "unstable_from",
-    )
+    # No ``__slots__``: mypyc refuses them, and a compiled class has a fixed layout anyway.
 
     def __init__(self, snapshot_index: int = 0, snapshot_term: int = 0) -> None:
         self.snapshot_index = snapshot_index

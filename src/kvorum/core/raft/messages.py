@@ -9,9 +9,10 @@ to all of them in one place (:meth:`kvorum.core.raft.node.RaftCore.step`).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import Protocol
+from typing import Any, Protocol
 
 NodeId = int
 
@@ -29,6 +30,32 @@ class Entry:
     index: int
     data: bytes = b""
     kind: EntryKind = EntryKind.NORMAL
+
+
+# A frozen dataclass's __init__ assigns each field through object.__setattr__, which costs
+# as much as the rest of a proposal; writing the slots through their descriptors makes the
+# same objects in half the time (Entry has no __post_init__ to skip).
+_new_entry = object.__new__
+_entry_slots: Any = Entry
+_set_term, _set_index = _entry_slots.term.__set__, _entry_slots.index.__set__
+_set_data, _set_kind = _entry_slots.data.__set__, _entry_slots.kind.__set__
+
+
+def normal_entries(term: int, first_index: int, batch: Sequence[bytes]) -> list[Entry]:
+    """``[Entry(term, first_index + i, data) for i, data in enumerate(batch)]``, faster:
+    the leader builds one entry per proposed command."""
+    entries = []
+    normal = EntryKind.NORMAL
+    index = first_index
+    for data in batch:
+        entry = _new_entry(Entry)
+        _set_term(entry, term)
+        _set_index(entry, index)
+        _set_data(entry, data)
+        _set_kind(entry, normal)
+        entries.append(entry)
+        index += 1
+    return entries
 
 
 class ConfChangeKind(IntEnum):

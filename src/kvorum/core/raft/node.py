@@ -21,9 +21,10 @@ from elections until a leader has sent them again (:mod:`kvorum.core.raft.repair
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from random import Random
 
+from kvorum.core.raft.config import RaftConfig
 from kvorum.core.raft.log import RaftLog
 from kvorum.core.raft.messages import (
     AppendEntries,
@@ -49,12 +50,13 @@ from kvorum.core.raft.messages import (
     SnapshotData,
     SnapshotMeta,
     TimeoutNow,
+    normal_entries,
 )
 from kvorum.core.raft.progress import Inflights, Progress, ProgressState
 from kvorum.core.raft.quorum import VoteResult, majority, quorum_value, tally_votes
+from kvorum.core.raft.ready import RaftReady, ReadState
 from kvorum.core.raft.repair import RepairFence, RepairReport
 from kvorum.core.raft.status import PeerStatus, RaftStatus, Role
-from kvorum.core.shape import Ready
 
 
 class NotLeader(Exception):
@@ -69,98 +71,10 @@ class ProposalDropped(Exception):
     """The leader refused a proposal (transfer in progress, tail full, change pending)."""
 
 
-@dataclass(frozen=True, slots=True)
-class UnsafeSwitches:
-    """Test-only switches that break one safety rule each, to prove the checkers have teeth.
-
-    Never set outside tests: each one lets the simulator find a real violation.
-    """
-
-    skip_election_restriction: bool = False
-    """Grant votes without checking that the candidate's log is at least as up to date."""
-    commit_any_term: bool = False
-    """Commit by counting replicas even for entries of earlier terms (Raft §5.4.2's trap)."""
-    vote_while_repairing: bool = False
-    """A server whose log lost acknowledged entries votes and campaigns as if it had not."""
-    ignore_lost_entries: bool = False
-    """A leader ignores a follower's report that it lost entries (and so never backs off
-    below the match index it once had for it)."""
-
-
-@dataclass(frozen=True, slots=True)
-class RaftConfig:
-    election_timeout_ticks: int = 10
-    """Followers wait a random time in [T, 2T) without hearing a leader before campaigning."""
-    heartbeat_interval_ticks: int = 1
-    pre_vote: bool = True
-    check_quorum: bool = True
-    max_entries_per_append: int = 64
-    max_inflight_appends: int = 64
-    max_uncommitted_bytes: int = 8 << 20
-    """A leader refuses proposals while this many bytes wait to commit (a cut-off leader
-    must not grow its log without limit)."""
-    snapshot_chunk_bytes: int = 256 << 10
-    lease_margin_ticks: int = 2
-    """Lease reads stop this many ticks before the election timeout runs out, to allow for
-    clocks that run at slightly different rates."""
-    max_apply_entries: int = 4096
-    narrow_read_rounds: bool = True
-    """Send a ReadIndex round's heartbeat only to the most responsive followers that make a
-    quorum with the leader (plus any follower that asked for the read), not to everyone: the
-    others do no work for the read. If one of those fails to answer, the next periodic
-    heartbeat (to all) confirms the read instead, at most ``heartbeat_interval_ticks`` late."""
-    unsafe: UnsafeSwitches = field(default_factory=UnsafeSwitches)
-
-    def __post_init__(self) -> None:
-        if self.election_timeout_ticks <= self.heartbeat_interval_ticks:
-            raise ValueError("election_timeout_ticks must exceed heartbeat_interval_ticks")
-        if self.heartbeat_interval_ticks < 1 or self.max_entries_per_append < 1:
-            raise ValueError("heartbeat_interval_ticks and max_entries_per_append must be >= 1")
-        if self.max_inflight_appends < 1 or self.snapshot_chunk_bytes < 1:
-            raise ValueError("max_inflight_appends and snapshot_chunk_bytes must be >= 1")
-
-
-@dataclass(frozen=True, slots=True)
-class ReadState:
-    """A read may be served, linearizably, once the state machine has applied ``index``."""
-
-    ctx: int
-    index: int
-
-
-@dataclass(slots=True)
-class RaftReady(Ready[RaftMessage]):
-    """What the driver must do, in this order: persist, send, apply; then ``advance``."""
-
-    early_messages: list[RaftMessage] = field(default_factory=list)
-    """A leader's appends and heartbeats, which may be sent *before* this ready is persisted
-    (thesis §10.2.1: the leader writes its own disk in parallel with replicating). Safe
-    because the leader counts its own copy of an entry only once ``advance`` reports it
-    durable, and because nothing in them depends on this ready's term or vote."""
-    hard_state: HardState | None = None
-    must_sync: bool = False
-    """Whether the writes must be fsynced before ``messages`` go out: new entries, a
-    snapshot, or a changed term or vote. A hard state that only moves the commit index
-    need not be (the commit index is volatile state in Raft; it is relearnt)."""
-    entries: list[Entry] = field(default_factory=list)
-    """Append these; any persisted entry at or after ``entries[0].index`` is replaced."""
-    snapshot: Snapshot | None = None
-    """Persist and install this snapshot (replacing state machine and log) before applying."""
-    committed_entries: list[Entry] = field(default_factory=list)
-    read_states: list[ReadState] = field(default_factory=list)
-    failed_reads: list[int] = field(default_factory=list)
-    """Contexts of reads that cannot be served here (no leader, leadership lost)."""
-
-    @property
-    def all_messages(self) -> list[RaftMessage]:
-        """Every message, for drivers that send everything after persisting."""
-        return self.early_messages + self.messages if self.early_messages else self.messages
-
-
 _EARLY_TYPES = (AppendEntries, Heartbeat, InstallSnapshot)
 
 
-@dataclass(slots=True)
+@dataclass  # not slotted: mypyc refuses ``slots=True`` (see kvorum.corebuild)
 class _PendingRead:
     ctx: int
     index: int
@@ -362,7 +276,7 @@ class RaftCore:
         """Append several commands at once (one append, one round of messages)."""
         self._check_can_propose(sum(len(d) for d in batch))
         first = self.log.last_index + 1
-        entries = [Entry(self.term, first + i, d) for i, d in enumerate(batch)]
+        entries = normal_entries(self.term, first, batch)
         self._append_as_leader(entries)
         return [e.index for e in entries]
 

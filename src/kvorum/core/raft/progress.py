@@ -24,7 +24,8 @@ class ProgressState(Enum):
     SNAPSHOT = "snapshot"
 
 
-@dataclass(slots=True)
+# Not slotted: mypyc refuses ``slots=True``, and compiled, these are fixed-layout classes.
+@dataclass
 class Inflights:
     """The last index of every AppendEntries sent but not yet acknowledged, oldest first."""
 
@@ -46,7 +47,7 @@ class Inflights:
         self.last_indexes.clear()
 
 
-@dataclass(slots=True)
+@dataclass
 class Progress:
     match_index: int
     next_index: int
