@@ -129,6 +129,7 @@ class _Proposal:
     state: Register | None = None
     """The state sent in phase 2."""
     result: Result = None
+    error: str | None = None
     next_n: Ballot | None = None
     failures: int = 0
     retry_at: int = 0
@@ -307,9 +308,10 @@ class CasPaxosCore:
             try:
                 value, result, mutated = apply_change(request.change, base.value)
             except ChangeError as exc:
-                refused = CasResult(request.request_id, request.key, None, str(exc))
-                self._finish(request.key, refused)
-                return
+                # No effect, but the value it judged is confirmed like a read's: written
+                # back at this ballot before the client hears of it.
+                value, result, mutated = base.value, None, False
+                p.error = str(exc)
             p.result = result
             entry = AppliedChange(self.node_id, p.change_id, result)
             state = base.with_applied(value, entry) if mutated else base
@@ -363,7 +365,7 @@ class CasPaxosCore:
         assert state is not None
         if p.next_n is not None:
             self._cache[msg.key] = (p.next_n, state)
-        self._finish(msg.key, CasResult(p.request.request_id, msg.key, p.result))
+        self._finish(msg.key, CasResult(p.request.request_id, msg.key, p.result, p.error))
 
     def _refused(self, key: str, p: _Proposal, min_n: Ballot | None) -> None:
         """Pre-empted by ``min_n`` (or silence, None): retry later with a higher ballot."""
