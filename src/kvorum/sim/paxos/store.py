@@ -64,7 +64,7 @@ class AcceptorStore:
             self._load(payload)
             pos += _HEAD.size + length
         self._end = pos
-        if pos < len(data):
+        if any(data[pos:]):  # zeros are what an earlier cut left: nothing to cut
             self.cut_bytes = len(data) - pos
             f = fs.open(LOG)
             try:
