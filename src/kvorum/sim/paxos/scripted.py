@@ -102,24 +102,38 @@ class ScriptedPaxos:
     # --- timed driving -----------------------------------------------------------------------
 
     def run_timed(
-        self, max_ticks: int, proposals: dict[int, list[tuple[int, Value]]] | None = None
+        self,
+        max_ticks: int,
+        proposals: dict[int, list[tuple[int, Value]]] | None = None,
+        latency_ticks: Callable[[], int] | None = None,
     ) -> int | None:
         """Tick the world until a value is chosen (returns the tick) or ``max_ticks`` pass;
         ``proposals`` maps a tick to the (server, value) proposals made at its start.
 
-        Each message sent in tick t arrives in tick t+1; arrivals of one tick are delivered
-        prepares first, so a prepare always beats an accept that arrives with it."""
+        A message sent in tick t arrives in tick t + ``latency_ticks()`` (default 1); the
+        arrivals of one tick are delivered prepares first, so a prepare always beats an
+        accept that arrives with it."""
         proposals = proposals or {}
+        latency = latency_ticks or (lambda: 1)
+        in_flight: list[tuple[int, int, BasicMessage]] = []
+        seq = 0
         for tick in range(1, max_ticks + 1):
-            due, self.pool = self.pool, []
-            due.sort(key=lambda m: not isinstance(m, Prepare))
-            for msg in due:
+            due = sorted(
+                (item for item in in_flight if item[0] <= tick),
+                key=lambda item: (not isinstance(item[2], Prepare), item[1]),
+            )
+            in_flight = [item for item in in_flight if item[0] > tick]
+            for _, _, msg in due:
                 self._deliver_one(msg)
             for server, value in proposals.get(tick, []):
                 self.propose(server, value)
             for server in self.cores:
                 self.cores[server].tick()
                 self._carry_out(server)
+            for msg in self.pool:
+                seq += 1
+                in_flight.append((tick + latency(), seq, msg))
+            self.pool = []
             if self.chosen_value() is not None:
                 return tick
         return None
@@ -135,7 +149,7 @@ class ScriptedPaxos:
                 continue
             value, by = accepted.setdefault(state.accept_n, (state.accept_value, set()))
             by.add(server)
-            if len(by) > self.servers // 2:
+            if len(by) > len(self.acceptors or self.cores) // 2:
                 return value
         return None
 
