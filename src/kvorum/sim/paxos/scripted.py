@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from kvorum.core.paxos.acceptor import AcceptorState
-from kvorum.core.paxos.basic import BasicConfig, BasicPaxosCore, Outcome
+from kvorum.core.paxos.basic import BasicConfig, BasicPaxosCore, Outcome, UnsafeSwitches
 from kvorum.core.paxos.basic_messages import (
     BasicMessage,
     Learn,
@@ -49,6 +49,8 @@ class ScriptedPaxos:
     backoff_ticks: int = 0
     distinguished_proposer: int | None = None
     seed: int = 1
+    unsafe: UnsafeSwitches = field(default_factory=UnsafeSwitches)
+    """TEST ONLY: break a rule in every core."""
     cores: dict[int, BasicPaxosCore] = field(default_factory=dict)
     pool: list[BasicMessage] = field(default_factory=list)
     delivered: list[BasicMessage] = field(default_factory=list)
@@ -66,6 +68,7 @@ class ScriptedPaxos:
                 backoff_ticks=self.backoff_ticks,
                 distinguished_proposer=self.distinguished_proposer,
                 retry_timeout_ticks=1_000_000,
+                unsafe=self.unsafe,
             )
             self.cores[i] = BasicPaxosCore(config, random.Random(rng.getrandbits(64)))
 
