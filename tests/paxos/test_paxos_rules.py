@@ -175,3 +175,14 @@ def test_learner_needs_a_majority_of_one_number() -> None:
     assert learner.chosen is None
     learner.step(Learn(3, 3, Ballot(2, 2), "Y"))
     assert learner.chosen == "Y"
+
+
+def test_both_cores_have_the_one_core_shape() -> None:
+    from kvorum.core.paxos import CasConfig, CasPaxosCore, CasReady, PaxosReady
+    from kvorum.core.paxos.basic_messages import BasicMessage
+    from kvorum.core.paxos.cas_messages import CasMessage
+    from kvorum.core.shape import Core
+
+    basic: Core[BasicMessage, PaxosReady] = core(1)
+    cas: Core[CasMessage, CasReady] = CasPaxosCore(CasConfig(1, ACCEPTORS), random.Random(1))
+    assert basic.node_id == cas.node_id == 1
