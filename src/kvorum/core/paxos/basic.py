@@ -65,7 +65,9 @@ class BasicConfig:
     """0: a pre-empted proposer retries at once. Else it waits a random 1..w ticks, where w
     starts at this and doubles with each failure in a row."""
     distinguished_proposer: NodeId | None = None
-    """If set, only that node proposes; the others forward their values to it."""
+    """If set, only that node proposes; the others forward their values to it, and it
+    proposes a forwarded value only while it has none of its own and nothing is chosen yet
+    (one instance chooses one value, whoever's it is)."""
     unsafe: UnsafeSwitches = field(default_factory=UnsafeSwitches)
 
 
