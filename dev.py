@@ -8,7 +8,7 @@ dependencies changed. Then it hands over to the real command inside the venv:
 
     python3 dev.py up [ARGS]      start a local cluster (`kvorum up`)
     python3 dev.py test [ARGS]    lint, type-check, simulate 1,000 seeds (at one Raft group
-                                  per node and at four) and 150 of a CASPaxos keyspace, run
+                                  per node and at four) and 300 of a CASPaxos keyspace, run
                                   the whole test suite (KVORUM_SIM_SEEDS /
                                   KVORUM_SIM_GROUP_SEEDS / KVORUM_SIM_PAXOS_SEEDS: fewer)
     python3 dev.py bench [ARGS]   run the benchmarks and write results into benchmarks/results
@@ -67,7 +67,7 @@ def main() -> int:
         _ensure_venv("test,bench")
         seeds = os.environ.get("KVORUM_SIM_SEEDS", "1000")
         group_seeds = os.environ.get("KVORUM_SIM_GROUP_SEEDS", seeds)
-        paxos_seeds = os.environ.get("KVORUM_SIM_PAXOS_SEEDS", "150")
+        paxos_seeds = os.environ.get("KVORUM_SIM_PAXOS_SEEDS", "300")
         sim = [str(BIN / "kvorum"), "sim", "raft", "--nodes", "5", "--faults=all"]
         for step in (
             [str(BIN / "ruff"), "check", "."],
@@ -76,7 +76,7 @@ def main() -> int:
             [*sim, "--seeds", seeds],
             # ...and again with four Raft groups per node sharing each node's WAL.
             [*sim, "--seeds", group_seeds, "--groups", "4"],
-            # A CASPaxos keyspace under every fault (a seed costs about 0.4 s of CPU).
+            # A CASPaxos keyspace under every fault (1,000 seeds: about 160 s of CPU).
             [str(BIN / "kvorum"), "sim", "paxos", "--faults=all", "--seeds", paxos_seeds],
             [str(PY), "-m", "pytest", "-n", "2", "-q", *rest],
         ):
