@@ -8,8 +8,9 @@ dependencies changed. Then it hands over to the real command inside the venv:
 
     python3 dev.py up [ARGS]      start a local cluster (`kvorum up`)
     python3 dev.py test [ARGS]    lint, type-check, simulate 1,000 seeds (at one Raft group
-                                  per node and at four), run the whole test suite
-                                  (KVORUM_SIM_SEEDS / KVORUM_SIM_GROUP_SEEDS: fewer seeds)
+                                  per node and at four) and 300 of a CASPaxos keyspace, run
+                                  the whole test suite (KVORUM_SIM_SEEDS /
+                                  KVORUM_SIM_GROUP_SEEDS / KVORUM_SIM_PAXOS_SEEDS: fewer)
     python3 dev.py bench [ARGS]   run the benchmarks and write results into benchmarks/results
     python3 dev.py kvorum ARGS    any other kvorum command inside the venv
     python3 dev.py compile        optional: compile the Raft core's hot modules with mypyc, in
@@ -225,6 +226,7 @@ def main() -> int:
         _ensure_venv("test,bench")
         seeds = os.environ.get("KVORUM_SIM_SEEDS", "1000")
         group_seeds = os.environ.get("KVORUM_SIM_GROUP_SEEDS", seeds)
+        paxos_seeds = os.environ.get("KVORUM_SIM_PAXOS_SEEDS", "300")
         sim = [str(BIN / "kvorum"), "sim", "raft", "--nodes", "5", "--faults=all"]
         for step in (
             [str(BIN / "ruff"), "check", "."],
@@ -233,6 +235,8 @@ def main() -> int:
             [*sim, "--seeds", seeds],
             # ...and again with four Raft groups per node sharing each node's WAL.
             [*sim, "--seeds", group_seeds, "--groups", "4"],
+            # A CASPaxos keyspace under every fault (1,000 seeds: about 160 s of CPU).
+            [str(BIN / "kvorum"), "sim", "paxos", "--faults=all", "--seeds", paxos_seeds],
             [str(PY), "-m", "pytest", "-n", "2", "-q", *rest],
         ):
             code = _run(step)

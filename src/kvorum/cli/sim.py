@@ -1,4 +1,5 @@
-"""``kvorum sim raft``: run many seeded simulations and report violations with their seeds."""
+"""``kvorum sim raft`` and ``kvorum sim paxos``: run many seeded simulations and report
+violations with their seeds."""
 
 from __future__ import annotations
 
@@ -173,3 +174,120 @@ def _flags(
         parts.append(f"--storage {options.storage}")
     parts += [f"--break {b}" for b in breaks]
     return " ".join(parts)
+
+
+_PAXOS_BREAKS = {
+    "acceptor-min-n": "acceptors accept proposals below their minN",
+    "adopt-highest": "proposers skip adopting the accepted value with the highest acceptN",
+}
+
+_PAXOS_HELP = f"""Run SEEDS seeded CASPaxos simulations; print every failure's seed and trace.
+
+Each run: a leaderless CASPaxos keyspace on NODES nodes, each an acceptor and a proposer;
+many clients do reads, writes and compare-and-sets on a few keys through any node while
+faults strike. Acceptors keep their state in checksummed records on a simulated disk that
+loses and tears unsynced writes at a power cut. Checked: one value per (key, ballot),
+chosen states never losing a change, the acceptor's minN rule (after every durable round),
+every key's history linearizable (at the end), every node able to read every key once
+faults stop. Ends with "N seeds, V violations"; exits 1 on any violation.
+
+\b
+Fault kinds (--faults all = every kind not marked opt-in):
+{_FAULT_LINES}
+"""
+
+
+@command.command("paxos", help=_PAXOS_HELP)
+@click.option("--seeds", default=100, show_default=True, help="How many seeds to run.")
+@click.option("--start", default=0, show_default=True, help="First seed.")
+@click.option("--nodes", default=5, show_default=True, help="Cluster size (acceptors).")
+@click.option("--clients", default=8, show_default=True, help="Concurrent clients.")
+@click.option("--keys", default=3, show_default=True, help="Keys the clients share.")
+@click.option("--faults", default="all", show_default=True, help="'all', 'none' or a list.")
+@click.option("--fault-gap-ticks", default=25, show_default=True, help="Mean ticks between faults.")
+@click.option("--jobs", default=0, help="Worker processes (default: all cores).")
+@click.option(
+    "--break",
+    "breaks",
+    multiple=True,
+    type=click.Choice(sorted(_PAXOS_BREAKS)),
+    help="TEST ONLY: switch one Paxos rule off to show the checkers catch it.",
+)
+@click.option(
+    "--no-rule-check",
+    is_flag=True,
+    help="Do not check the acceptor's minN rule directly (leave it to the other checkers).",
+)
+@click.option("--trace-lines", default=60, show_default=True, help="Trace lines shown per failure.")
+def paxos(
+    seeds: int,
+    start: int,
+    nodes: int,
+    clients: int,
+    keys: int,
+    faults: str,
+    fault_gap_ticks: int,
+    jobs: int,
+    breaks: tuple[str, ...],
+    no_rule_check: bool,
+    trace_lines: int,
+) -> None:
+    from kvorum.core.paxos import UnsafeSwitches as PaxosSwitches
+    from kvorum.sim.paxos import PaxosSimOptions
+    from kvorum.sim.paxos import parse_faults as parse_paxos_faults
+    from kvorum.sim.paxos import run_seed as run_paxos_seed
+    from kvorum.sim.paxos import run_seeds as run_paxos_seeds
+
+    if nodes < 1:
+        raise click.BadParameter("need at least one node", param_hint="--nodes")
+    try:
+        fault_set = parse_paxos_faults(faults)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--faults") from None
+    options = PaxosSimOptions(
+        nodes=nodes,
+        clients=clients,
+        keys=keys,
+        faults=fault_set,
+        fault_gap_ticks=fault_gap_ticks,
+        check_acceptor_rules=not no_rule_check,
+        unsafe=PaxosSwitches(
+            accept_below_min_n="acceptor-min-n" in breaks,
+            skip_adopt_highest="adopt-highest" in breaks,
+        ),
+        trace=False,
+    )
+    for b in breaks:
+        click.echo(f"WARNING: Paxos rule switched off for testing: {_PAXOS_BREAKS[b]}", err=True)
+    parts = [f"--nodes {nodes}", f"--clients {clients}", f"--keys {keys}", f"--faults {faults}"]
+    if fault_gap_ticks != RunOptions().fault_gap_ticks:
+        parts.append(f"--fault-gap-ticks {fault_gap_ticks}")
+    parts += [f"--break {b}" for b in breaks]
+    if no_rule_check:
+        parts.append("--no-rule-check")
+    flags = " ".join(parts)
+    workers = jobs or (os.cpu_count() or 1)
+    began = time.monotonic()
+    violations = 0
+    ops = 0
+    chosen = 0
+    for result in run_paxos_seeds(range(start, start + seeds), options, jobs=workers):
+        ops += result.ops
+        chosen += result.committed
+        if result.ok:
+            continue
+        violations += 1
+        traced = run_paxos_seed(result.seed, replace(options, trace=True))
+        click.echo(f"--- seed {result.seed}: VIOLATION: {result.violation}")
+        click.echo(f"    (last {trace_lines} trace lines)")
+        for line in traced.trace[-trace_lines:]:
+            click.echo("    " + line)
+        click.echo(f"    reproduce: kvorum sim paxos --start {result.seed} --seeds 1 {flags}")
+    elapsed = time.monotonic() - began
+    click.echo(
+        f"({ops} client operations, {chosen} (key, ballot) slots chosen, {elapsed:.1f}s,"
+        f" {workers} workers)",
+        err=True,
+    )
+    click.echo(f"{seeds} seeds, {violations} violations")
+    sys.exit(1 if violations else 0)
