@@ -130,6 +130,8 @@ class PushPull:
     is left of its validity, so an old opinion cannot live for ever by being passed on."""
     reply: bool
     join: bool = False
+    """Sent by a joining member to a seed, and echoed by the seed's reply: only that reply
+    makes the member joined (two members that found only each other are not a cluster)."""
 
 
 GossipMessage = Ping | PingReq | Ack | Nack | Gossip | PushPull

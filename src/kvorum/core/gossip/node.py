@@ -180,6 +180,7 @@ class GossipCore:
         self._next_reconnect_tick = 1 + int(rng.random() * config.reconnect_interval_ticks)
         self._relays: dict[int, _Relay] = {}
         self._suspects: set[NodeId] = set()
+        self._live_cache: int | None = None
         self._to_verify: list[NodeId] = []
         """Members others suspect that this one has not probed itself since: probed next, so
         that every member forms its own opinion (Sentinel's observers each look for
@@ -278,8 +279,6 @@ class GossipCore:
             self._merge_all(msg.updates)
         else:
             self._on_push_pull(msg)
-        if self._verdicts_dirty:
-            self._evaluate_verdicts()
 
     # --- local requests --------------------------------------------------------------------
 
@@ -295,6 +294,11 @@ class GossipCore:
         self._relays.clear()
         self._queue.enqueue(MemberUpdate(self._id, me.incarnation, MemberState.LEFT, self._id))
         self._changed(me)
+
+    @property
+    def leaving(self) -> bool:
+        """:meth:`leave` was called."""
+        return self._leaving
 
     @property
     def leave_announced(self) -> bool:
@@ -580,8 +584,11 @@ class GossipCore:
     # --- state changes ---------------------------------------------------------------------
 
     def _set_state(self, rec: _Record, state: MemberState, incarnation: int) -> None:
+        if rec.state == state and rec.incarnation == incarnation:
+            return
         rec.incarnation = incarnation
         if rec.state == state:
+            self._changed(rec)  # the same state at a new incarnation: a refutation
             return
         rec.state = state
         rec.state_tick = self._now
@@ -591,6 +598,7 @@ class GossipCore:
         self._changed(rec)
 
     def _changed(self, rec: _Record) -> None:
+        self._live_cache = None
         self._ready.changes.append(MemberChange(rec.member, rec.state, rec.incarnation, self._now))
 
     def _membership_changed(self) -> None:
@@ -641,6 +649,8 @@ class GossipCore:
                 del self._sdown[target]
             elif self._now - sent >= refresh:
                 self._set_sdown(target)
+        # Verdicts are weighed at most once a tick (news arrives in bursts), and every few
+        # ticks regardless, since opinions expire with time alone.
         if self._verdicts_dirty or self._now % 5 == 0:
             self._evaluate_verdicts()
 
@@ -700,10 +710,13 @@ class GossipCore:
         for opinion, age_ticks in msg.opinions:
             self._merge_opinion(opinion, age_ticks)
         if msg.reply:
-            self._joined = True
+            if msg.join:
+                self._joined = True  # one of our seeds answered: we are in its cluster
         else:
             members, opinions = self._full_state()
-            self._send(PushPull(self._id, msg.src, members, opinions, reply=True))
+            self._send(
+                PushPull(self._id, msg.src, members, opinions, reply=True, join=msg.join)
+            )
 
     def _tick_join(self) -> None:
         if self._joined or self._now < self._next_join_tick:
@@ -734,7 +747,9 @@ class GossipCore:
         ]
 
     def _live_count(self) -> int:
-        return sum(1 for r in self._members.values() if r.state in PROBED_STATES)
+        if self._live_cache is None:
+            self._live_cache = sum(1 for r in self._members.values() if r.state in PROBED_STATES)
+        return self._live_cache
 
     def _pick(self, items: list[NodeId]) -> NodeId | None:
         if not items:
