@@ -56,6 +56,12 @@ class GossipConfig:
     tick_ms: float = 10.0
     """How long a tick is: the phi detector works in milliseconds."""
     phi_threshold: float = 8.0
+    """A member whose probe failed (direct and indirect) is subjectively down for this
+    member once the phi of its silence reaches this (φ 8: such a silence happens once in
+    10^8 under the history of its acks)."""
+    sdown_after_ticks: int = 150
+    """For a member never acked yet (no history for phi): subjectively down after this much
+    silence following a failed probe (Sentinel's down-after-milliseconds)."""
     unsafe: GossipUnsafe = field(default_factory=GossipUnsafe)
 
     def __post_init__(self) -> None:

@@ -187,6 +187,9 @@ class GossipCore:
         themselves) and confirms or contradicts the suspicion quickly."""
         self._sdown: dict[NodeId, int] = {}
         """Targets this member's own probes say are down -> tick its opinion was last sent."""
+        self._unreached: set[NodeId] = set()
+        """Targets whose last probe by this member failed, direct and indirect: SDOWN once
+        their phi also crosses the threshold (the seed's alarm level, then limited retries)."""
         self._opinion_seq = 0
         self._seeds = [s for s in seeds if s != node_id]
         self._joined = not self._seeds
@@ -312,15 +315,22 @@ class GossipCore:
         rec = self._members.get(member)
         return None if rec is None else (rec.state, rec.incarnation)
 
+    def _phi(self, rec: _Record) -> float:
+        """φ of ``rec``'s silence since its last ack to our probes. Before any ack there is no
+        history: the silence since we last heard of it, in units of ``sdown_after_ticks``,
+        stands in (reaching the threshold after that many ticks)."""
+        if rec.detector is not None and rec.last_ack_ms is not None:
+            now_ms = self._now * self.config.tick_ms
+            return rec.detector.suspicion(max(now_ms, rec.last_ack_ms))
+        since = rec.last_heard_tick if rec.last_heard_tick is not None else rec.state_tick
+        return self.config.phi_threshold * (self._now - since) / self.config.sdown_after_ticks
+
     def members(self) -> list[MemberView]:
         """Every member this one knows (itself included), by id."""
-        now_ms = self._now * self.config.tick_ms
         out = []
         for member in sorted(self._members):
             rec = self._members[member]
-            phi = 0.0
-            if rec.detector is not None and rec.last_ack_ms is not None:
-                phi = rec.detector.suspicion(max(now_ms, rec.last_ack_ms))
+            phi = self._phi(rec) if member != self._id else 0.0
             out.append(
                 MemberView(
                     member,
@@ -428,7 +438,7 @@ class GossipCore:
         if rec is None or rec.state not in PROBED_STATES:
             return
         self._merge(MemberUpdate(p.target, rec.incarnation, MemberState.SUSPECT, self._id))
-        self._set_sdown(p.target)
+        self._unreached.add(p.target)
 
     def _tick_relays(self) -> None:
         for seq, relay in list(self._relays.items()):
@@ -578,6 +588,7 @@ class GossipCore:
         rec = self._members.get(member)
         if rec is not None:
             rec.last_heard_tick = self._now
+        self._unreached.discard(member)
         if member in self._sdown:
             self._clear_sdown(member)
 
@@ -624,6 +635,7 @@ class GossipCore:
         self._publish_opinion(target, True)
 
     def _clear_sdown(self, target: NodeId) -> None:
+        self._unreached.discard(target)
         if self._sdown.pop(target, None) is not None:
             self._publish_opinion(target, False)
 
@@ -642,6 +654,12 @@ class GossipCore:
             self._verdicts_dirty = True
 
     def _tick_opinions(self) -> None:
+        for target in sorted(self._unreached - self._sdown.keys()):
+            rec = self._members.get(target)
+            if rec is None or rec.state == MemberState.LEFT:
+                self._unreached.discard(target)
+            elif self._phi(rec) >= self.config.phi_threshold:
+                self._set_sdown(target)
         refresh = max(1, self._tally.validity_ticks // 3)
         for target, sent in list(self._sdown.items()):
             rec = self._members.get(target)
