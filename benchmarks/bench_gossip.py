@@ -40,6 +40,7 @@ def _converge(n: int, seed: int) -> tuple[float, float, float]:
 
     def tick_all(count: bool) -> tuple[int, int]:
         sent = gossip = 0
+        outbox: list[GossipMessage] = []
         for i, core in cores.items():
             for msg in inbox[i]:
                 core.step(msg)
@@ -47,12 +48,14 @@ def _converge(n: int, seed: int) -> tuple[float, float, float]:
             core.tick()
             if core.has_ready():
                 rd = core.ready()
-                for msg in rd.messages:
-                    inbox.setdefault(msg.dst, []).append(msg)
-                    if count:
-                        sent += 1
-                        gossip += isinstance(msg, Gossip)
+                outbox.extend(rd.messages)
                 core.advance(rd)
+        # Delivered after every member ticked: news moves one hop per tick, never more.
+        for msg in outbox:
+            inbox.setdefault(msg.dst, []).append(msg)
+        if count:
+            sent = len(outbox)
+            gossip = sum(isinstance(m, Gossip) for m in outbox)
         return sent, gossip
 
     for _ in range(SETTLE_TICKS):

@@ -5,8 +5,10 @@ round-robin list (reshuffled with the injected generator after each pass, so eve
 probed once per pass and the order is not predictable). No ack within the probe timeout: it
 asks ``indirect_checks`` other members to ping the target for it; no ack (direct or relayed)
 by the end of the interval: it *suspects* the target at the target's current incarnation,
-and records its own *subjectively down* opinion. A suspicion becomes *dead* after a timeout
-that starts long and shrinks as independent members confirm it (:mod:`.suspicion`). The
+and once the phi of the target's silence also crosses the threshold it holds the target
+*subjectively down* (the seed's alarm level, then limited retries). A suspicion becomes
+*dead* after a timeout that starts long and shrinks as independent members confirm it
+(:mod:`.suspicion`). The
 suspected member refutes by raising its incarnation and gossiping that it is alive; a higher
 incarnation beats any claim of a lower one. A member that is itself slow — its probes fail, it
 has to refute, relays' nacks do not come — stretches its own timeouts (:mod:`.awareness`).

@@ -1,8 +1,10 @@
 """Sentinel's verdict over gossip: SDOWN opinions in, ODOWN/up events out.
 
 Theory of operation: a member's own failed probe of a target (direct, then through
-``indirect_checks`` relays — the seed's "limited retries") makes the target *subjectively
-down* (SDOWN) for that member; it gossips that opinion, and every member keeps the latest
+``indirect_checks`` relays — the seed's "limited retries"), followed by the phi of the
+target's silence crossing the threshold (the seed's "alarm level" of accumulated heartbeat
+statistics), makes the target *subjectively down* (SDOWN) for that member; it gossips that
+opinion, and every member keeps the latest
 opinion of every observer about every target. A target is *objectively down* (ODOWN) at a
 member while a quorum — a majority of the members it knows that have not left, the target
 excepted — hold valid down-opinions of it, its own included. An opinion is valid for
