@@ -8,7 +8,7 @@ dependencies changed. Then it hands over to the real command inside the venv:
 
     python3 dev.py up [ARGS]      start a local cluster (`kvorum up`)
     python3 dev.py test [ARGS]    lint, type-check, simulate 1,000 seeds (at one Raft group
-                                  per node and at four) and 60 seeds of gossip membership,
+                                  per node and at four) and 80 seeds of gossip membership,
                                   run the whole test suite (KVORUM_SIM_SEEDS /
                                   KVORUM_SIM_GROUP_SEEDS / KVORUM_SIM_GOSSIP_SEEDS: seeds)
     python3 dev.py bench [ARGS]   run the benchmarks and write results into benchmarks/results
@@ -67,7 +67,7 @@ def main() -> int:
         _ensure_venv("test,bench")
         seeds = os.environ.get("KVORUM_SIM_SEEDS", "1000")
         group_seeds = os.environ.get("KVORUM_SIM_GROUP_SEEDS", seeds)
-        gossip_seeds = os.environ.get("KVORUM_SIM_GOSSIP_SEEDS", "60")
+        gossip_seeds = os.environ.get("KVORUM_SIM_GOSSIP_SEEDS", "80")
         sim = [str(BIN / "kvorum"), "sim", "raft", "--nodes", "5", "--faults=all"]
         for step in (
             [str(BIN / "ruff"), "check", "."],
@@ -76,8 +76,8 @@ def main() -> int:
             [*sim, "--seeds", seeds],
             # ...and again with four Raft groups per node sharing each node's WAL.
             [*sim, "--seeds", group_seeds, "--groups", "4"],
-            # Gossip membership under loss, partitions, pauses, crashes and churn (each
-            # seed costs about a CPU second: 60 here; `kvorum sim gossip --seeds 1000`
+            # Gossip membership under loss, partitions, pauses, crashes and churn (a seed
+            # costs about half a CPU second: 80 here; `kvorum sim gossip --seeds 1000`
             # is the long run).
             [str(BIN / "kvorum"), "sim", "gossip", "--faults=all", "--seeds", gossip_seeds],
             [str(PY), "-m", "pytest", "-n", "2", "-q", *rest],

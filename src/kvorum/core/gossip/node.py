@@ -666,6 +666,14 @@ class GossipCore:
             self._verdicts_dirty = True
 
     def _tick_opinions(self) -> None:
+        if self._unreached or self._sdown:
+            self._tick_own_opinions()
+        # Verdicts are weighed at most once a tick (news arrives in bursts), and every few
+        # ticks regardless, since opinions expire with time alone.
+        if self._verdicts_dirty or self._now % 5 == 0:
+            self._evaluate_verdicts()
+
+    def _tick_own_opinions(self) -> None:
         for target in sorted(self._unreached - self._sdown.keys()):
             rec = self._members.get(target)
             if rec is None or rec.state == MemberState.LEFT:
@@ -679,10 +687,6 @@ class GossipCore:
                 del self._sdown[target]
             elif self._now - sent >= refresh:
                 self._set_sdown(target)
-        # Verdicts are weighed at most once a tick (news arrives in bursts), and every few
-        # ticks regardless, since opinions expire with time alone.
-        if self._verdicts_dirty or self._now % 5 == 0:
-            self._evaluate_verdicts()
 
     def _evaluate_verdicts(self) -> None:
         self._verdicts_dirty = False
