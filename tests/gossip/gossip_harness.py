@@ -43,26 +43,29 @@ class Net:
 
     def run(self, ticks: int) -> None:
         for _ in range(ticks):
+            outbox: list[GossipMessage] = []
             for i in self.live():
                 if i in self.paused:
-                    continue
+                    continue  # a paused member's inbox waits for it
                 core = self.cores[i]
                 for msg in self.inbox[i]:
                     core.step(msg)
                 self.inbox[i] = []
                 core.tick()
-                self._drain(core)
+                self._drain(core, outbox)
+            # Delivered once every member ticked: one hop per tick.
+            for msg in outbox:
+                if (msg.src, msg.dst) in self.blocked or msg.dst in self.down:
+                    continue
+                self.inbox[msg.dst].append(msg)
 
-    def _drain(self, core: GossipCore) -> None:
+    def _drain(self, core: GossipCore, outbox: list[GossipMessage]) -> None:
         if not core.has_ready():
             return
         rd = core.ready()
         self.verdicts[core.node_id].extend(rd.verdicts)
-        for msg in rd.messages:
-            self.sent.append(msg)
-            if (msg.src, msg.dst) in self.blocked or msg.dst in self.down:
-                continue
-            self.inbox[msg.dst].append(msg)
+        self.sent.extend(rd.messages)
+        outbox.extend(rd.messages)
         core.advance(rd)
 
     def state(self, observer: int, member: int) -> MemberState | None:
