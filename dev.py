@@ -8,9 +8,10 @@ dependencies changed. Then it hands over to the real command inside the venv:
 
     python3 dev.py up [ARGS]      start a local cluster (`kvorum up`)
     python3 dev.py test [ARGS]    lint, type-check, simulate 1,000 seeds (at one Raft group
-                                  per node and at four) and 300 of a CASPaxos keyspace, run
-                                  the whole test suite (KVORUM_SIM_SEEDS /
-                                  KVORUM_SIM_GROUP_SEEDS / KVORUM_SIM_PAXOS_SEEDS: fewer)
+                                  per node and at four), 300 of a CASPaxos keyspace and 80
+                                  of gossip membership, run the whole test suite
+                                  (KVORUM_SIM_SEEDS / KVORUM_SIM_GROUP_SEEDS /
+                                  KVORUM_SIM_PAXOS_SEEDS / KVORUM_SIM_GOSSIP_SEEDS: seeds)
     python3 dev.py bench [ARGS]   run the benchmarks and write results into benchmarks/results
     python3 dev.py kvorum ARGS    any other kvorum command inside the venv
     python3 dev.py compile        optional: compile the Raft core's hot modules with mypyc, in
@@ -227,6 +228,7 @@ def main() -> int:
         seeds = os.environ.get("KVORUM_SIM_SEEDS", "1000")
         group_seeds = os.environ.get("KVORUM_SIM_GROUP_SEEDS", seeds)
         paxos_seeds = os.environ.get("KVORUM_SIM_PAXOS_SEEDS", "300")
+        gossip_seeds = os.environ.get("KVORUM_SIM_GOSSIP_SEEDS", "80")
         sim = [str(BIN / "kvorum"), "sim", "raft", "--nodes", "5", "--faults=all"]
         for step in (
             [str(BIN / "ruff"), "check", "."],
@@ -237,6 +239,10 @@ def main() -> int:
             [*sim, "--seeds", group_seeds, "--groups", "4"],
             # A CASPaxos keyspace under every fault (1,000 seeds: about 160 s of CPU).
             [str(BIN / "kvorum"), "sim", "paxos", "--faults=all", "--seeds", paxos_seeds],
+            # Gossip membership under loss, partitions, pauses, crashes and churn (a seed
+            # costs about half a CPU second: 80 here; `kvorum sim gossip --seeds 1000`
+            # is the long run).
+            [str(BIN / "kvorum"), "sim", "gossip", "--faults=all", "--seeds", gossip_seeds],
             [str(PY), "-m", "pytest", "-n", "2", "-q", *rest],
         ):
             code = _run(step)

@@ -1,5 +1,5 @@
-"""``kvorum sim raft`` and ``kvorum sim paxos``: run many seeded simulations and report
-violations with their seeds."""
+"""``kvorum sim raft``, ``kvorum sim paxos`` and ``kvorum sim gossip``: run many seeded
+simulations and report violations with their seeds."""
 
 from __future__ import annotations
 
@@ -12,7 +12,13 @@ from dataclasses import replace
 import click
 
 from kvorum.cli._progress import Progress
+from kvorum.core.gossip import GossipUnsafe
 from kvorum.core.raft import UnsafeSwitches
+from kvorum.sim.gossip import FAULT_KINDS as GOSSIP_FAULT_KINDS
+from kvorum.sim.gossip import LIVENESS_BOUND_TICKS, GossipSimOptions
+from kvorum.sim.gossip import parse_faults as parse_gossip_faults
+from kvorum.sim.gossip import run_seed as run_gossip_seed
+from kvorum.sim.gossip import run_seeds as run_gossip_seeds
 from kvorum.sim.raft import FAULT_KINDS, RaftSimOptions, parse_faults, run_seed, run_seeds
 from kvorum.sim.raft.cluster import HostSwitches
 from kvorum.sim.runner import RunOptions
@@ -287,6 +293,121 @@ def paxos(
     click.echo(
         f"({ops} client operations, {chosen} (key, ballot) slots chosen, {elapsed:.1f}s,"
         f" {workers} workers)",
+        err=True,
+    )
+    click.echo(f"{seeds} seeds, {violations} violations")
+    sys.exit(1 if violations else 0)
+
+
+_GOSSIP_BREAKS = {
+    "ignore-refutations": "ignore refutations: a higher incarnation never clears a suspicion",
+}
+
+_GOSSIP_FAULT_LINES = "\n".join(
+    f"  {k.name}\n"
+    + textwrap.fill(k.help, width=76, initial_indent=" " * 6, subsequent_indent=" " * 6)
+    for k in GOSSIP_FAULT_KINDS
+)
+
+_GOSSIP_HELP = f"""Run SEEDS seeded simulations of gossip membership (SWIM + Lifeguard).
+
+Each run: 8 to 20 members (the seed picks; --nodes fixes it) join through one member each,
+then faults strike for 600 ticks (10 ms each) while members probe, suspect, refute, join
+and leave. Invariants are checked after every event; {LIVENESS_BOUND_TICKS} ticks after the
+faults stop, every live member must see every other live member alive. Dead verdicts about
+members that were in fact running (false deaths) are counted, not failed. Ends with
+"N seeds, V violations"; exits 1 on any violation.
+
+\b
+Fault kinds (--faults all = every kind):
+{_GOSSIP_FAULT_LINES}
+"""
+
+
+@command.command("gossip", help=_GOSSIP_HELP)
+@click.option("--seeds", default=100, show_default=True, help="How many seeds to run.")
+@click.option("--start", default=0, show_default=True, help="First seed.")
+@click.option("--nodes", default=0, show_default=True, help="Members at start (0: 8-20).")
+@click.option("--faults", default="all", show_default=True, help="'all', 'none' or a list.")
+@click.option("--fault-gap-ticks", default=25, show_default=True, help="Mean ticks between faults.")
+@click.option("--jobs", default=0, help="Worker processes (default: all cores).")
+@click.option(
+    "--break",
+    "breaks",
+    multiple=True,
+    type=click.Choice(sorted(_GOSSIP_BREAKS)),
+    help="TEST ONLY: switch one rule off to show the checkers catch it.",
+)
+@click.option("--trace-lines", default=60, show_default=True, help="Trace lines shown per failure.")
+@click.option("--show-trace", is_flag=True, help="Print the full trace of every seed run.")
+def gossip(
+    seeds: int,
+    start: int,
+    nodes: int,
+    faults: str,
+    fault_gap_ticks: int,
+    jobs: int,
+    breaks: tuple[str, ...],
+    trace_lines: int,
+    show_trace: bool,
+) -> None:
+    try:
+        fault_set = parse_gossip_faults(faults)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--faults") from None
+    options = GossipSimOptions(
+        nodes=nodes,
+        faults=fault_set,
+        fault_gap_ticks=fault_gap_ticks,
+        unsafe=GossipUnsafe(ignore_refutations="ignore-refutations" in breaks),
+        trace=show_trace,
+    )
+    for b in breaks:
+        click.echo(f"WARNING: rule switched off for testing: {_GOSSIP_BREAKS[b]}", err=True)
+    parts = [f"--faults {faults}"]
+    if nodes:
+        parts.append(f"--nodes {nodes}")
+    if fault_gap_ticks != 25:
+        parts.append(f"--fault-gap-ticks {fault_gap_ticks}")
+    parts += [f"--break {b}" for b in breaks]
+    flags = " ".join(parts)
+    workers = jobs or (os.cpu_count() or 1)
+    began = time.monotonic()
+    violations = 0
+    totals: dict[str, int] = {}
+    converge: list[int] = []
+    for result in run_gossip_seeds(range(start, start + seeds), options, jobs=workers):
+        for key, value in result.stats.items():
+            totals[key] = totals.get(key, 0) + value
+        if "ticks to converge after calm" in result.stats:
+            converge.append(result.stats["ticks to converge after calm"])
+        if show_trace:
+            click.echo("\n".join(result.trace))
+        if result.ok:
+            continue
+        violations += 1
+        traced = run_gossip_seed(result.seed, replace(options, trace=True))
+        click.echo(f"--- seed {result.seed}: VIOLATION: {result.violation}")
+        click.echo(f"    (last {trace_lines} trace lines)")
+        for line in traced.trace[-trace_lines:]:
+            click.echo("    " + line)
+        click.echo(f"    reproduce: kvorum sim gossip --start {result.seed} --seeds 1 {flags}")
+    elapsed = time.monotonic() - began
+    converge.sort()
+    if converge:
+        p99 = converge[min(len(converge) - 1, len(converge) * 99 // 100)]
+        click.echo(
+            f"(converged after calm in {converge[len(converge) // 2]} ticks median,"
+            f" {p99} p99, {converge[-1]} max; bound {LIVENESS_BOUND_TICKS})",
+            err=True,
+        )
+    click.echo(
+        f"({totals.get('dead verdicts', 0)} dead verdicts, "
+        f"{totals.get('false dead verdicts', 0)} of them about running members"
+        f" ({totals.get('false dead verdicts without a partition', 0)} with no partition); "
+        f"{totals.get('odown verdicts', 0)} ODOWN, "
+        f"{totals.get('false odown verdicts', 0)} of them about running members; "
+        f"{elapsed:.1f}s, {workers} workers)",
         err=True,
     )
     click.echo(f"{seeds} seeds, {violations} violations")

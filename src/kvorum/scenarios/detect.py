@@ -37,6 +37,7 @@ from kvorum.detect import (
     SdownSet,
     SendProbe,
 )
+from kvorum.scenarios.detect_gossip import gossip_part
 from kvorum.scenarios.registry import Printer, Verdict, scenario
 
 SEED = 20240604
@@ -270,7 +271,10 @@ def detect1(out: Printer) -> Verdict:
     """Both halves of DETECT-1; matches the seed only if every expected behaviour was seen."""
     sentinel_ok, sentinel_phrase = _sentinel_part(out)
     accrual_ok, accrual_phrase = _accrual_part(out)
+    gossip_ok, gossip_phrase = gossip_part(out)
     return Verdict(
-        outcome=f"sentinel: {sentinel_phrase}; accrual: {accrual_phrase}",
-        matches_seed=sentinel_ok and accrual_ok,
+        outcome=(
+            f"sentinel: {sentinel_phrase}; accrual: {accrual_phrase}; gossip: {gossip_phrase}"
+        ),
+        matches_seed=sentinel_ok and accrual_ok and gossip_ok,
     )
