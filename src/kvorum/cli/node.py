@@ -56,6 +56,12 @@ from kvorum.storage.wal import WALCorruptionError, WALFormatError
     default=False,
     help="Run each round's fsync on the event loop, not on a disk thread (to compare).",
 )
+@click.option(
+    "--read-index-only",
+    is_flag=True,
+    default=False,
+    help="Serve every read by a ReadIndex round, never on a leader lease (to compare).",
+)
 @click.option("--log-level", default="INFO", show_default=True)
 def command(
     config_file: Path | None,
@@ -69,6 +75,7 @@ def command(
     groups: int | None,
     seed: int | None,
     persist_on_loop: bool,
+    read_index_only: bool,
     log_level: str,
 ) -> None:
     """Run one kvorum node: Raft over TCP, data on disk, Redis protocol for clients."""
@@ -111,6 +118,8 @@ def command(
         config = replace(config, max_value_bytes=max_value_bytes)
     if persist_on_loop:
         config = replace(config, persist_in_thread=False)
+    if read_index_only:
+        config = replace(config, lease_reads=False)
     if config.node_id not in config.peers:
         raise click.UsageError(f"node {config.node_id} is not in the peer list")
     try:

@@ -62,6 +62,7 @@ def start_node_process(
     die_with_parent: bool = False,
     groups: int = 1,
     persist_on_loop: bool = False,
+    read_index_only: bool = False,
 ) -> subprocess.Popen[bytes]:
     """Start one node as a child process, its log in ``data_dir/nodeN.log``; with
     ``die_with_parent`` it stops when the starting process goes away."""
@@ -84,6 +85,8 @@ def start_node_process(
         cmd.append("--join")
     if persist_on_loop:
         cmd.append("--persist-on-loop")
+    if read_index_only:
+        cmd.append("--read-index-only")
     proc = subprocess.Popen(
         cmd,
         stdout=log,
@@ -162,6 +165,12 @@ def _stop_other_nodes(data_dir: Path, ours: set[int]) -> None:
     help="Nodes run each round's fsync on the event loop, not on a disk thread (to compare).",
 )
 @click.option(
+    "--read-index-only",
+    is_flag=True,
+    default=False,
+    help="Nodes serve every read by a ReadIndex round, never on a leader lease (to compare).",
+)
+@click.option(
     "--for-seconds",
     type=float,
     default=None,
@@ -175,6 +184,7 @@ def command(
     raft_port: int,
     groups: int,
     persist_on_loop: bool,
+    read_index_only: bool,
     for_seconds: float | None,
 ) -> None:
     """Start a local cluster of NODES processes and keep it running until Ctrl-C."""
@@ -200,7 +210,13 @@ def command(
         click.echo(f"starting a new {shape} in {data_dir}")
     procs = {
         i: start_node_process(
-            data_dir, i, peers, die_with_parent=True, groups=groups, persist_on_loop=persist_on_loop
+            data_dir,
+            i,
+            peers,
+            die_with_parent=True,
+            groups=groups,
+            persist_on_loop=persist_on_loop,
+            read_index_only=read_index_only,
         )
         for i in sorted(peers)
     }

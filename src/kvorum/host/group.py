@@ -307,9 +307,11 @@ class RaftGroup:
 
     # --- a round -------------------------------------------------------------------------------
 
-    def collect(self) -> RaftReady | None:
+    def collect(self, lease_ok: bool = True) -> RaftReady | None:
         """Step 1 of a round: feed the core its inputs, take its ready, send what may go
-        early, stage what must be persisted. Returns the ready (None if there is none)."""
+        early, stage what must be persisted. Returns the ready (None if there is none).
+        ``lease_ok`` False: the node cannot vouch for its ticks now, so reads go by ReadIndex
+        even with ``lease_reads`` (see :attr:`HostConfig.tick_ms`)."""
         core = self.core
         if self._fatal is not None:
             raise self._fatal
@@ -324,7 +326,7 @@ class RaftGroup:
             meta, self._snapshot_done = self._snapshot_done, None
             self._adopt_own_snapshot(meta)
         self._propose_pending()
-        self._read_pending()
+        self._read_pending(lease_ok)
         if not core.has_ready():
             return None
         rd = core.ready()
@@ -449,13 +451,13 @@ class RaftGroup:
 
     # --- reads ---------------------------------------------------------------------------------
 
-    def _read_pending(self) -> None:
+    def _read_pending(self, lease_ok: bool) -> None:
         if not self._pending_reads:
             return
         reads, self._pending_reads = self._pending_reads, []
         ctx = next(self._ids)
         self._reads_by_ctx[ctx] = reads
-        self.core.read_index(ctx, lease=self.config.lease_reads)
+        self.core.read_index(ctx, lease=self.config.lease_reads and lease_ok)
 
     def _has_servable_reads(self) -> bool:
         if not self._reads_ready:
