@@ -31,7 +31,9 @@ Commit notices. When the commit index moves, a leader tells each follower with a
 AppendEntries that carries no entries. Those are held for ``commit_notice_delay_ms`` and
 dropped if a real append to the same follower goes first (it carries a commit index at least
 as new): followers do not need the news at once, and at one client the notices were nearly
-half the leader's messages.
+half the leader's messages. A hosted group's notices wait for the node's one notice timer
+(:attr:`RaftGroup.hold_notices`), so every group's leave together: one write per follower,
+and one round there to step them all, instead of one of each per group.
 
 Snapshots. When enough entries were applied since the last snapshot, the group takes a
 point-in-time copy of its state machine and has it written in the background; once durable
@@ -199,6 +201,10 @@ class RaftGroup:
         self.on_work: Callable[[], None] = _nothing
         """Called when the group has work outside any input (a background snapshot finished):
         the node marks it for the next round and wakes its driver."""
+        self.hold_notices: Callable[[RaftGroup], None] | None = None
+        """Set by the node: called when this group starts holding commit notices, to have
+        :meth:`send_held_notices` called once the node's notice timer fires (None: the group
+        keeps a timer of its own)."""
 
     @property
     def node_id(self) -> NodeId:
@@ -495,17 +501,24 @@ class RaftGroup:
         for msg in messages:
             if type(msg) is AppendEntries:
                 if not msg.entries:
+                    if not held:
+                        if self.hold_notices is not None:
+                            self.hold_notices(self)
+                        elif self._notice_timer is None:
+                            self._notice_timer = self._world.call_later(
+                                self.config.commit_notice_delay_ms, self._on_notice_timer
+                            )
                     held[msg.dst] = msg
-                    if self._notice_timer is None:
-                        self._notice_timer = self._world.call_later(
-                            self.config.commit_notice_delay_ms, self._send_held_notices
-                        )
                     continue
                 held.pop(msg.dst, None)
             self._send(ProtocolId.RAFT, msg, msg.dst)
 
-    def _send_held_notices(self) -> None:
+    def _on_notice_timer(self) -> None:
         self._notice_timer = None
+        self.send_held_notices()
+
+    def send_held_notices(self) -> None:
+        """Send the commit notices held back (those a real append did not replace)."""
         held, self._held_notices = self._held_notices, {}
         if self.closed:
             return

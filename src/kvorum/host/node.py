@@ -164,6 +164,8 @@ class NodeHost:
         self._pending_ticks = 0
         self._ticks_dropped = False
         self._last_tick_ms: float | None = None
+        self._notice_groups: list[RaftGroup] = []
+        self._notice_timer = False
         self._to_wake: set[GroupId] = set()
         self._in_round = False
         self.on_work: Callable[[], None] = _ignore_work
@@ -184,6 +186,7 @@ class NodeHost:
         self._awake.add(gid)
         self._dirty.add(gid)
         group.on_work = lambda: self._work_for(gid)
+        group.hold_notices = self._hold_notices
 
     def set_peers(self, peers: Iterable[NodeId]) -> None:
         """The other nodes this one keeps liveness with (every member of any group)."""
@@ -423,6 +426,22 @@ class NodeHost:
             group.close()
 
     # --- messages ------------------------------------------------------------------------------
+
+    def _hold_notices(self, group: RaftGroup) -> None:
+        """``group`` holds commit notices: send them when the node's notice timer fires,
+        with every other group's (see :mod:`kvorum.host.group`)."""
+        self._notice_groups.append(group)
+        if not self._notice_timer:
+            self._notice_timer = True
+            delay_ms = group.config.commit_notice_delay_ms
+            self._world.call_later(delay_ms, self._send_held_notices)
+
+    def _send_held_notices(self) -> None:
+        self._notice_timer = False
+        groups, self._notice_groups = self._notice_groups, []
+        for group in groups:
+            if not group.closed:
+                group.send_held_notices()
 
     def send(self, env: Envelope) -> None:
         """What groups send: Raft heartbeats are coalesced per peer until the end of the
