@@ -57,6 +57,12 @@ from kvorum.storage.wal import WALCorruptionError, WALFormatError
     help="Run each round's fsync on the event loop, not on a disk thread (to compare).",
 )
 @click.option(
+    "--persist-in-thread",
+    is_flag=True,
+    default=False,
+    help="Run every round's fsync on the disk thread, however fast the disk (to compare).",
+)
+@click.option(
     "--read-index-only",
     is_flag=True,
     default=False,
@@ -75,6 +81,7 @@ def command(
     groups: int | None,
     seed: int | None,
     persist_on_loop: bool,
+    persist_in_thread: bool,
     read_index_only: bool,
     log_level: str,
 ) -> None:
@@ -118,6 +125,8 @@ def command(
         config = replace(config, max_value_bytes=max_value_bytes)
     if persist_on_loop:
         config = replace(config, persist_in_thread=False)
+    if persist_in_thread:
+        config = replace(config, inline_sync_below_ms=0.0)
     if read_index_only:
         config = replace(config, lease_reads=False)
     if config.node_id not in config.peers:

@@ -63,6 +63,7 @@ def start_node_process(
     groups: int = 1,
     persist_on_loop: bool = False,
     read_index_only: bool = False,
+    persist_in_thread: bool = False,
 ) -> subprocess.Popen[bytes]:
     """Start one node as a child process, its log in ``data_dir/nodeN.log``; with
     ``die_with_parent`` it stops when the starting process goes away."""
@@ -87,6 +88,8 @@ def start_node_process(
         cmd.append("--persist-on-loop")
     if read_index_only:
         cmd.append("--read-index-only")
+    if persist_in_thread:
+        cmd.append("--persist-in-thread")
     proc = subprocess.Popen(
         cmd,
         stdout=log,
@@ -165,6 +168,12 @@ def _stop_other_nodes(data_dir: Path, ours: set[int]) -> None:
     help="Nodes run each round's fsync on the event loop, not on a disk thread (to compare).",
 )
 @click.option(
+    "--persist-in-thread",
+    is_flag=True,
+    default=False,
+    help="Nodes run every round's fsync on the disk thread, however fast the disk (to compare).",
+)
+@click.option(
     "--read-index-only",
     is_flag=True,
     default=False,
@@ -184,6 +193,7 @@ def command(
     raft_port: int,
     groups: int,
     persist_on_loop: bool,
+    persist_in_thread: bool,
     read_index_only: bool,
     for_seconds: float | None,
 ) -> None:
@@ -217,6 +227,7 @@ def command(
             groups=groups,
             persist_on_loop=persist_on_loop,
             read_index_only=read_index_only,
+            persist_in_thread=persist_in_thread,
         )
         for i in sorted(peers)
     }

@@ -99,6 +99,11 @@ class Round:
     def __bool__(self) -> bool:
         return bool(self.readies)
 
+    @property
+    def has_snapshot(self) -> bool:
+        """Whether :meth:`NodeHost.persist` stores a snapshot this round (slow file work)."""
+        return any(rd.snapshot is not None for _, rd in self.readies)
+
 
 @dataclass(slots=True)
 class HostStats:

@@ -86,7 +86,11 @@ class NodeConfig:
     quiesce_after_ticks: int = 25
     """An idle group stops ticking after this many ticks (0: never)."""
     persist_in_thread: bool = True
-    """Run each round's fsync on a disk thread while the loop keeps serving."""
+    """Run each round's fsync on a disk thread while the loop keeps serving, when syncs take
+    ``inline_sync_below_ms`` or more (False: always on the loop)."""
+    inline_sync_below_ms: float = 1.0
+    """Syncs faster than this run on the loop: the hop to the disk thread costs more (0:
+    always on the thread; see :mod:`kvorum.runtime.driver`)."""
     lease_reads: bool = True
     """A leader holding a lease (CheckQuorum, a heartbeat round confirmed less than an
     election timeout minus a margin ago) serves linearizable reads at once; without one, or
@@ -257,6 +261,7 @@ class KvorumNode:
             host,
             tick_ms=cfg.tick_ms,
             persist_in_thread=cfg.persist_in_thread,
+            inline_sync_below_ms=cfg.inline_sync_below_ms,
             on_fatal=self._fatal,
             batch_sends=(self._cork_sends, self._uncork_sends),
         )
