@@ -369,18 +369,14 @@ class NodeHost:
             for action in actions:
                 action()
         rnd = Round()
-        tick_ms = self.config.tick_ms
-        last_tick_ms = self._last_tick_ms
-        lease_ok = not tick_ms or (
-            last_tick_ms is not None
-            and self._world.monotonic_ms() - last_tick_ms <= 1.5 * tick_ms
-        )
         dirty, self._dirty = self._dirty, set()
         for gid in sorted(dirty):
             group = self.groups.get(gid)
             if group is None:
                 continue
-            rd = group.collect(lease_ok)
+            # Asked per group: a long round must not decide its last groups' leases on the
+            # time it started with.
+            rd = group.collect(self._ticks_current())
             if rd is None:
                 group.serve_reads()
                 self._after_group(gid, group)
@@ -396,6 +392,17 @@ class NodeHost:
                     state.quiescing = False
         self._flush_heartbeats()
         return rnd
+
+    def _ticks_current(self) -> bool:
+        """Whether the cores' ticks count the time that passed, to within the lease margin
+        (see :attr:`HostConfig.tick_ms`)."""
+        tick_ms = self.config.tick_ms
+        if not tick_ms:
+            return True
+        last_tick_ms = self._last_tick_ms
+        return last_tick_ms is not None and (
+            self._world.monotonic_ms() - last_tick_ms <= 1.5 * tick_ms
+        )
 
     def persist(self, rnd: Round) -> None:
         """Step 2 (may run on a worker thread): store received snapshots, then make every
