@@ -125,3 +125,66 @@ def test_a_quiesced_leader_cut_off_from_its_followers_steps_down() -> None:
     assert not c.nodes[old].host.is_quiesced(0)
     others = [i for i in leaders(c, 0) if i != old]
     assert len(others) == 1, "the majority elected no leader"
+
+
+def test_steady_reads_keep_a_group_awake_and_all_succeed() -> None:
+    # Reads are activity: a leader serving them neither quiesces between them (each wake
+    # voids its lease and restarts CheckQuorum) nor loses its followers' attention.
+    from kvorum.host.waiters import CallbackWaiter
+
+    c = cluster(groups=1)
+    run_ticks(c, 200)
+    leader = c.nodes[leaders(c, 0)[0]]
+    term = leader.core(0).term
+    quiesces = leader.host.stats.quiesces
+    outcomes: list[object] = []
+    for _ in range(100):
+        waiter = CallbackWaiter(lambda r, e: outcomes.append(e if e is not None else "ok"))
+        leader.host.submit_reads(0, lambda: None, waiter)
+        leader.pump()
+        run_ticks(c, 5)
+    assert leader.host.stats.quiesces == quiesces, "the group quiesced between reads"
+    assert outcomes == ["ok"] * 100
+    run_ticks(c, 200)
+    assert all(n.host.is_quiesced(0) for n in c.nodes.values()), "idle again, yet awake"
+    assert leaders(c, 0) == [leader.id] and leader.core(0).term == term
+
+
+def _lease_cluster() -> RaftCluster:
+    config = RaftConfig(election_timeout_ticks=10, heartbeat_interval_ticks=2)
+    c = RaftCluster(
+        World(7), 3, config, groups=1, clients=0, lease_reads=True, quiesce_after_ticks=0
+    )
+    c.start()
+    return c
+
+
+def _read_served_at_once(c: RaftCluster, drop_ticks: bool) -> bool:
+    """Whether the leader answers a read in its own round, before any message comes back:
+    only a lease allows that. With ``drop_ticks`` the host first drops ticks (it fell behind
+    by more than ``max_pending_ticks``)."""
+    from dataclasses import replace
+
+    from kvorum.host.waiters import CallbackWaiter
+
+    run_ticks(c, 100)
+    leader = c.nodes[leaders(c, 0)[0]]
+    host = leader.host
+    host.config = replace(host.config, max_pending_ticks=2)
+    if drop_ticks:
+        for _ in range(3):
+            host.tick()
+    outcomes: list[object] = []
+    host.submit_reads(0, lambda: "v", CallbackWaiter(lambda r, e: outcomes.append(r)))
+    leader.pump()
+    return outcomes == ["v"]
+
+
+def test_a_leader_serves_reads_on_its_lease() -> None:
+    assert _read_served_at_once(_lease_cluster(), drop_ticks=False)
+
+
+def test_dropped_ticks_void_the_lease() -> None:
+    # A host that drops ticks counts time slower than it passes; its leaders' leases, kept
+    # in ticks, would then outlive the followers' promise not to elect another.
+    assert not _read_served_at_once(_lease_cluster(), drop_ticks=True)

@@ -63,6 +63,18 @@ from kvorum.storage.wal import WALCorruptionError, WALFormatError
     default=None,
     help="host:port for the HTTP admin endpoint (/metrics, /status, /health); default none.",
 )
+@click.option(
+    "--persist-in-thread",
+    is_flag=True,
+    default=False,
+    help="Run every round's fsync on the disk thread, however fast the disk (to compare).",
+)
+@click.option(
+    "--read-index-only",
+    is_flag=True,
+    default=False,
+    help="Serve every read by a ReadIndex round, never on a leader lease (to compare).",
+)
 @click.option("--log-level", default="INFO", show_default=True)
 def command(
     config_file: Path | None,
@@ -77,6 +89,8 @@ def command(
     seed: int | None,
     persist_on_loop: bool,
     admin: str | None,
+    persist_in_thread: bool,
+    read_index_only: bool,
     log_level: str,
 ) -> None:
     """Run one kvorum node: Raft over TCP, data on disk, Redis protocol for clients."""
@@ -123,6 +137,10 @@ def command(
         config = replace(config, persist_in_thread=False)
     if config.requirepass is None and os.environ.get(PASSWORD_ENV):
         config = replace(config, requirepass=os.environ[PASSWORD_ENV])
+    if persist_in_thread:
+        config = replace(config, inline_sync_below_ms=0.0)
+    if read_index_only:
+        config = replace(config, lease_reads=False)
     if config.node_id not in config.peers:
         raise click.UsageError(f"node {config.node_id} is not in the peer list")
     try:

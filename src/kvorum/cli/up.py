@@ -65,6 +65,8 @@ def start_node_process(
     groups: int = 1,
     persist_on_loop: bool = False,
     admin: str | None = None,
+    read_index_only: bool = False,
+    persist_in_thread: bool = False,
 ) -> subprocess.Popen[bytes]:
     """Start one node as a child process, its log in ``data_dir/nodeN.log``; with
     ``die_with_parent`` it stops when the starting process goes away."""
@@ -89,6 +91,10 @@ def start_node_process(
         cmd.append("--persist-on-loop")
     if admin is not None:
         cmd += ["--admin", admin]
+    if read_index_only:
+        cmd.append("--read-index-only")
+    if persist_in_thread:
+        cmd.append("--persist-in-thread")
     proc = subprocess.Popen(
         cmd,
         stdout=log,
@@ -181,6 +187,18 @@ def _stop_other_nodes(data_dir: Path, ours: set[int]) -> None:
     "keeps exiting).",
 )
 @click.option(
+    "--persist-in-thread",
+    is_flag=True,
+    default=False,
+    help="Nodes run every round's fsync on the disk thread, however fast the disk (to compare).",
+)
+@click.option(
+    "--read-index-only",
+    is_flag=True,
+    default=False,
+    help="Nodes serve every read by a ReadIndex round, never on a leader lease (to compare).",
+)
+@click.option(
     "--for-seconds",
     type=float,
     default=None,
@@ -196,6 +214,8 @@ def command(
     groups: int,
     persist_on_loop: bool,
     restart: bool,
+    persist_in_thread: bool,
+    read_index_only: bool,
     for_seconds: float | None,
 ) -> None:
     """Start a local cluster of NODES processes and keep it running until Ctrl-C."""
@@ -236,8 +256,15 @@ def command(
         sys.exit(2)
     procs = {
         i: start_node_process(
-            data_dir, i, peers, die_with_parent=True, groups=groups,
-            persist_on_loop=persist_on_loop, admin=admins.get(i),
+            data_dir,
+            i,
+            peers,
+            die_with_parent=True,
+            groups=groups,
+            persist_on_loop=persist_on_loop,
+            read_index_only=read_index_only,
+            persist_in_thread=persist_in_thread,
+            admin=admins.get(i),
         )
         for i in sorted(peers)
     }
@@ -292,7 +319,8 @@ def command(
             for i in restarts.due(now):
                 procs[i] = start_node_process(
                     data_dir, i, peers, die_with_parent=True, groups=groups,
-                    persist_on_loop=persist_on_loop, admin=admins.get(i),
+                    persist_on_loop=persist_on_loop, read_index_only=read_index_only,
+                    persist_in_thread=persist_in_thread, admin=admins.get(i),
                 )
                 reported.discard(i)
                 click.echo(f"node {i} started again, pid {procs[i].pid}")

@@ -31,7 +31,9 @@ Commit notices. When the commit index moves, a leader tells each follower with a
 AppendEntries that carries no entries. Those are held for ``commit_notice_delay_ms`` and
 dropped if a real append to the same follower goes first (it carries a commit index at least
 as new): followers do not need the news at once, and at one client the notices were nearly
-half the leader's messages.
+half the leader's messages. A hosted group's notices wait for the node's one notice timer
+(:attr:`RaftGroup.hold_notices`), so every group's leave together: one write per follower,
+and one round there to step them all, instead of one of each per group.
 
 Snapshots. When enough entries were applied since the last snapshot, the group takes a
 point-in-time copy of its state machine and has it written in the background; once durable
@@ -199,6 +201,10 @@ class RaftGroup:
         self.on_work: Callable[[], None] = _nothing
         """Called when the group has work outside any input (a background snapshot finished):
         the node marks it for the next round and wakes its driver."""
+        self.hold_notices: Callable[[RaftGroup], None] | None = None
+        """Set by the node: called when this group starts holding commit notices, to have
+        :meth:`send_held_notices` called once the node's notice timer fires (None: the group
+        keeps a timer of its own)."""
 
     @property
     def node_id(self) -> NodeId:
@@ -313,9 +319,11 @@ class RaftGroup:
 
     # --- a round -------------------------------------------------------------------------------
 
-    def collect(self) -> RaftReady | None:
+    def collect(self, lease_ok: bool = True) -> RaftReady | None:
         """Step 1 of a round: feed the core its inputs, take its ready, send what may go
-        early, stage what must be persisted. Returns the ready (None if there is none)."""
+        early, stage what must be persisted. Returns the ready (None if there is none).
+        ``lease_ok`` False: the node cannot vouch for its ticks now, so reads go by ReadIndex
+        even with ``lease_reads`` (see :attr:`HostConfig.tick_ms`)."""
         core = self.core
         if self._fatal is not None:
             raise self._fatal
@@ -330,7 +338,7 @@ class RaftGroup:
             meta, self._snapshot_done = self._snapshot_done, None
             self._adopt_own_snapshot(meta)
         self._propose_pending()
-        self._read_pending()
+        self._read_pending(lease_ok)
         if not core.has_ready():
             return None
         rd = core.ready()
@@ -455,13 +463,13 @@ class RaftGroup:
 
     # --- reads ---------------------------------------------------------------------------------
 
-    def _read_pending(self) -> None:
+    def _read_pending(self, lease_ok: bool) -> None:
         if not self._pending_reads:
             return
         reads, self._pending_reads = self._pending_reads, []
         ctx = next(self._ids)
         self._reads_by_ctx[ctx] = reads
-        self.core.read_index(ctx, lease=self.config.lease_reads)
+        self.core.read_index(ctx, lease=self.config.lease_reads and lease_ok)
 
     def _has_servable_reads(self) -> bool:
         if not self._reads_ready:
@@ -499,17 +507,24 @@ class RaftGroup:
         for msg in messages:
             if type(msg) is AppendEntries:
                 if not msg.entries:
+                    if not held:
+                        if self.hold_notices is not None:
+                            self.hold_notices(self)
+                        elif self._notice_timer is None:
+                            self._notice_timer = self._world.call_later(
+                                self.config.commit_notice_delay_ms, self._on_notice_timer
+                            )
                     held[msg.dst] = msg
-                    if self._notice_timer is None:
-                        self._notice_timer = self._world.call_later(
-                            self.config.commit_notice_delay_ms, self._send_held_notices
-                        )
                     continue
                 held.pop(msg.dst, None)
             self._send(ProtocolId.RAFT, msg, msg.dst)
 
-    def _send_held_notices(self) -> None:
+    def _on_notice_timer(self) -> None:
         self._notice_timer = None
+        self.send_held_notices()
+
+    def send_held_notices(self) -> None:
+        """Send the commit notices held back (those a real append did not replace)."""
         held, self._held_notices = self._held_notices, {}
         if self.closed:
             return

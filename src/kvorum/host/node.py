@@ -72,14 +72,21 @@ class HostConfig:
     housekeeping_every_ticks: int = 50
     """How often a leader asks its state machine for housekeeping work (expiry sweeps)."""
     request_timeout_ms: int = 5_000
+    tick_ms: float = 0.0
+    """How often the driver calls :meth:`NodeHost.tick` (0: unknown). When known, a round
+    that starts more than one and a half ticks after the last one serves no read on a lease:
+    the node was stalled (a long pause, a busy loop) and its leaders' ticks have not yet
+    counted the time that passed, while their lease's margin is two ticks."""
     max_pending_ticks: int = 0
     """Ticks a round may owe the awake groups at most (0: no limit). A node that falls
     behind — rounds longer than a tick, as on an overloaded machine with thousands of awake
     groups — would otherwise tick every core several times at once at the start of its next
     round, before stepping the heartbeats that arrived meanwhile, and fire election timeouts
     in every group it follows: a storm of elections that overloads it further. With a limit,
-    logical time slows down instead, as etcd's dropped ticks do. Not for lease reads: a
-    leader whose ticks are dropped would count its lease in slower time."""
+    logical time slows down instead, as etcd's dropped ticks do. A leader whose ticks were
+    dropped would count its lease in slower time, so a dropped tick voids the lease of every
+    awake leader (:meth:`RaftCore.void_lease`): reads go by ReadIndex until a new heartbeat
+    round is confirmed."""
 
 
 @dataclass(slots=True)
@@ -91,6 +98,11 @@ class Round:
 
     def __bool__(self) -> bool:
         return bool(self.readies)
+
+    @property
+    def has_snapshot(self) -> bool:
+        """Whether :meth:`NodeHost.persist` stores a snapshot this round (slow file work)."""
+        return any(rd.snapshot is not None for _, rd in self.readies)
 
 
 @dataclass(slots=True)
@@ -155,6 +167,10 @@ class NodeHost:
         self._acks: dict[NodeId, list[GroupBeatAck]] = {}
         self._ticks = 0
         self._pending_ticks = 0
+        self._ticks_dropped = False
+        self._last_tick_ms: float | None = None
+        self._notice_groups: list[RaftGroup] = []
+        self._notice_timer = False
         self._to_wake: set[GroupId] = set()
         self._in_round = False
         self.on_work: Callable[[], None] = _ignore_work
@@ -175,6 +191,7 @@ class NodeHost:
         self._awake.add(gid)
         self._dirty.add(gid)
         group.on_work = lambda: self._work_for(gid)
+        group.hold_notices = self._hold_notices
 
     def set_peers(self, peers: Iterable[NodeId]) -> None:
         """The other nodes this one keeps liveness with (every member of any group)."""
@@ -254,6 +271,9 @@ class NodeHost:
         self._wake(group_id)
         self.deadlines.track(waiter, self._world.monotonic_ms())
         group.submit_reads(evaluate, waiter)
+        # Reads are activity: a group serving them stays awake (a leader's heartbeats keep
+        # its lease), instead of quiescing between reads and paying a wake-up for the next.
+        self._state[group_id].idle_ticks = 0
         self._dirty.add(group_id)
 
     def run(self, group_id: GroupId, action: Callable[[RaftGroup], None]) -> None:
@@ -269,11 +289,15 @@ class NodeHost:
         groups' cores tick at the start of the next round (no core is touched while a round
         is being persisted)."""
         self._ticks += 1
+        self._last_tick_ms = self._world.monotonic_ms()
         cap = self.config.max_pending_ticks
-        if self._awake and not (cap and self._pending_ticks >= cap):
+        if self._awake:
             # Only awake groups' cores tick; with none awake the tick has nothing to do in a
             # round (a group woken later starts ticking from its wake-up on).
-            self._pending_ticks += 1
+            if cap and self._pending_ticks >= cap:
+                self._ticks_dropped = True
+            else:
+                self._pending_ticks += 1
         now = self._world.monotonic_ms()
         self.deadlines.expire(now)
         self._dirty.update(self._awake)
@@ -331,6 +355,12 @@ class NodeHost:
             to_wake, self._to_wake = self._to_wake, set()
             for gid in sorted(to_wake):
                 self.groups[gid].core.wake()
+        if self._ticks_dropped:
+            self._ticks_dropped = False
+            for gid in self._awake:
+                core = self.groups[gid].core
+                if core.is_leader:
+                    core.void_lease()
         if self._pending_ticks:
             ticks, self._pending_ticks = self._pending_ticks, 0
             self._run_ticks(ticks)
@@ -344,7 +374,9 @@ class NodeHost:
             group = self.groups.get(gid)
             if group is None:
                 continue
-            rd = group.collect()
+            # Asked per group: a long round must not decide its last groups' leases on the
+            # time it started with.
+            rd = group.collect(self._ticks_current())
             if rd is None:
                 group.serve_reads()
                 self._after_group(gid, group)
@@ -353,13 +385,24 @@ class NodeHost:
             if rd.must_sync or rd.snapshot is not None:
                 rnd.must_sync = True
             state = self._state[gid]
-            if state.quiescing and _has_heartbeats(rd):
+            if state.quiescing and _beats_every_follower(rd, group):
                 if group.core.can_quiesce():
                     self._quiesce(gid)
                 else:
                     state.quiescing = False
         self._flush_heartbeats()
         return rnd
+
+    def _ticks_current(self) -> bool:
+        """Whether the cores' ticks count the time that passed, to within the lease margin
+        (see :attr:`HostConfig.tick_ms`)."""
+        tick_ms = self.config.tick_ms
+        if not tick_ms:
+            return True
+        last_tick_ms = self._last_tick_ms
+        return last_tick_ms is not None and (
+            self._world.monotonic_ms() - last_tick_ms <= 1.5 * tick_ms
+        )
 
     def persist(self, rnd: Round) -> None:
         """Step 2 (may run on a worker thread): store received snapshots, then make every
@@ -395,6 +438,22 @@ class NodeHost:
             group.close()
 
     # --- messages ------------------------------------------------------------------------------
+
+    def _hold_notices(self, group: RaftGroup) -> None:
+        """``group`` holds commit notices: send them when the node's notice timer fires,
+        with every other group's (see :mod:`kvorum.host.group`)."""
+        self._notice_groups.append(group)
+        if not self._notice_timer:
+            self._notice_timer = True
+            delay_ms = group.config.commit_notice_delay_ms
+            self._world.call_later(delay_ms, self._send_held_notices)
+
+    def _send_held_notices(self) -> None:
+        self._notice_timer = False
+        groups, self._notice_groups = self._notice_groups, []
+        for group in groups:
+            if not group.closed:
+                group.send_held_notices()
 
     def send(self, env: Envelope) -> None:
         """What groups send: Raft heartbeats are coalesced per peer until the end of the
@@ -599,7 +658,15 @@ def _ignore_result(result: Any, error: BaseException | None) -> None:
     """Housekeeping writes need no answer: a failed sweep is simply proposed again later."""
 
 
-def _has_heartbeats(rd: RaftReady) -> bool:
-    return any(type(m) is Heartbeat for m in rd.early_messages) or any(
-        type(m) is Heartbeat for m in rd.messages
-    )
+def _beats_every_follower(rd: RaftReady, group: RaftGroup) -> bool:
+    """Whether ``rd`` heartbeats every other member of the group: only such a round may
+    carry the leader's ``quiesce``. A ReadIndex round's heartbeat goes only to the followers
+    a quorum needs; quiescing on one left the others awake and unaware, so they timed out,
+    one's PreVote woke the other, and the two elected a new leader while the old one slept
+    (its waiting reads failed with CLUSTERDOWN: 64 groups, GET at 16 and 64 clients)."""
+    beaten = {m.dst for m in rd.early_messages if type(m) is Heartbeat}
+    beaten.update(m.dst for m in rd.messages if type(m) is Heartbeat)
+    if not beaten:
+        return False
+    core = group.core
+    return all(member in beaten for member in core.conf.members if member != core.node_id)

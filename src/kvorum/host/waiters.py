@@ -68,16 +68,34 @@ class Deadlines:
     """Requests in arrival order with the time each must be answered by.
 
     Every request gets the same timeout, so arrival order is deadline order and a deque is
-    enough: :meth:`expire` pops from the front until it meets one not yet due."""
+    enough: :meth:`expire` pops from the front until it meets one not yet due.
 
-    __slots__ = ("_queue", "timeout_ms")
+    Answered requests leave the queue early: those at the front as new ones arrive, and all
+    of them whenever the queue has doubled since it was last swept. Keeping each one for the
+    whole timeout held every request of the last five seconds (tens of thousands of futures
+    with their replies at a few thousand requests a second), which Python's full garbage
+    collections then walked again and again: pauses of 100-400 ms on a busy leader, longer
+    than the election timeout, so its followers elected another (CLUSTERDOWN errors)."""
+
+    __slots__ = ("_queue", "_sweep_at", "timeout_ms")
+
+    _MIN_SWEEP = 1024
 
     def __init__(self, timeout_ms: int) -> None:
         self.timeout_ms = timeout_ms
         self._queue: deque[tuple[float, Waiter]] = deque()
+        self._sweep_at = self._MIN_SWEEP
 
     def track(self, waiter: Waiter, now_ms: float) -> None:
-        self._queue.append((now_ms + self.timeout_ms, waiter))
+        queue = self._queue
+        while queue and queue[0][1].done():
+            queue.popleft()
+        queue.append((now_ms + self.timeout_ms, waiter))
+        if len(queue) >= self._sweep_at:
+            # A request that waits long at the front keeps those behind it: sweep them all
+            # (amortised: the queue must double before the next sweep).
+            self._queue = queue = deque(item for item in queue if not item[1].done())
+            self._sweep_at = max(self._MIN_SWEEP, 2 * len(queue))
 
     def expire(self, now_ms: float) -> int:
         """Fail every waiter whose deadline has passed with a timeout; how many were due."""

@@ -6,8 +6,15 @@ the host has nothing left to do. A round's ``persist`` — snapshot files and th
 ``fdatasync`` for every group — runs on a dedicated disk thread while the loop keeps
 accepting connections, parsing requests and queueing them for the next round (etcd's
 "persist in the background, send after"): that is group commit across clients and across
-groups. With ``persist_in_thread=False`` it runs on the loop instead (the thread hop costs
-about what the overlap gains when only one group is busy; ``bench groups`` measures both).
+groups. But the hop to the thread and back costs the loop about 50 us of CPU and the disk
+thread's Python work contends for the GIL, while an fdatasync that overwrites the WAL's
+preallocated file takes about 0.2 ms: on such a disk the hop costs more than the overlap gains
+(one group's SET used 30-40% more server CPU per write, `bench groups`' regression part). So
+the driver times every sync and runs a round's persist on the loop while the recent syncs
+(a moving average) took less than ``inline_sync_below_ms``, and on the disk thread once they
+take longer — a slow or busy disk, where keeping the loop serving matters — and always for
+rounds that store a snapshot. With ``persist_in_thread=False`` it always runs on the loop,
+with ``inline_sync_below_ms=0`` always on the thread (``bench groups`` measures both).
 A tick only wakes the drive task when it left the host something to do; while the host is
 idle (every group quiesced, nothing waiting) the ticker runs at half the node-heartbeat
 interval instead of every ``tick_ms``, which is most of what an idle node costs.
@@ -47,6 +54,7 @@ class HostDriver:
         *,
         tick_ms: int,
         persist_in_thread: bool = True,
+        inline_sync_below_ms: float = 1.0,
         disk_retry_ms: int = 200,
         on_fatal: Callable[[BaseException], None] | None = None,
         batch_sends: tuple[Callable[[], None], Callable[[], None]] | None = None,
@@ -54,6 +62,9 @@ class HostDriver:
         self.host = host
         self.tick_ms = tick_ms
         self.persist_in_thread = persist_in_thread
+        self.inline_sync_below_ms = inline_sync_below_ms
+        self._sync_ms = inline_sync_below_ms
+        """Moving average of recent persist times (starts at the threshold: on the thread)."""
         self.disk_retry_ms = disk_retry_ms
         self.on_fatal = on_fatal
         self._cork, self._uncork = batch_sends or (_nothing, _nothing)
@@ -164,11 +175,17 @@ class HostDriver:
             return  # nothing to make durable (rounds with a snapshot always must sync)
         while True:
             try:
-                if self.persist_in_thread:
+                in_thread = self.persist_in_thread and (
+                    self._sync_ms >= self.inline_sync_below_ms or rnd.has_snapshot
+                )
+                if in_thread:
                     loop = asyncio.get_running_loop()
-                    await loop.run_in_executor(self._disk, self._timed_persist, rnd)
+                    took_ms = await loop.run_in_executor(self._disk, _timed, host.persist, rnd)
                 else:
-                    self._timed_persist(rnd)
+                    took_ms = _timed(host.persist, rnd)
+                self.persist_seconds.observe(took_ms / 1000)
+                # Weighted to follow a disk that turns slow within a few rounds.
+                self._sync_ms += (took_ms - self._sync_ms) / 4
             except DiskFullError as exc:
                 if not self._persist_stuck:
                     log.error(
@@ -186,12 +203,6 @@ class HostDriver:
                 self._persist_stuck = False
                 host.disk_full = host.node_log.space_low()
             return
-
-
-    def _timed_persist(self, rnd: Round) -> None:
-        began = time.perf_counter()
-        self.host.persist(rnd)
-        self.persist_seconds.observe(time.perf_counter() - began)
 
 
 class _Wake:
@@ -225,6 +236,13 @@ class _Wake:
         waiter = asyncio.get_running_loop().create_future()
         self._waiter = waiter
         await waiter
+
+
+def _timed(persist: Callable[[Round], None], rnd: Round) -> float:
+    """Run ``persist(rnd)``; how long it took, in milliseconds."""
+    started = time.perf_counter()
+    persist(rnd)
+    return (time.perf_counter() - started) * 1000
 
 
 def _nothing() -> None:

@@ -86,7 +86,15 @@ class NodeConfig:
     quiesce_after_ticks: int = 25
     """An idle group stops ticking after this many ticks (0: never)."""
     persist_in_thread: bool = True
-    """Run each round's fsync on a disk thread while the loop keeps serving."""
+    """Run each round's fsync on a disk thread while the loop keeps serving, when syncs take
+    ``inline_sync_below_ms`` or more (False: always on the loop)."""
+    inline_sync_below_ms: float = 1.0
+    """Syncs faster than this run on the loop: the hop to the disk thread costs more (0:
+    always on the thread; see :mod:`kvorum.runtime.driver`)."""
+    lease_reads: bool = True
+    """A leader holding a lease (CheckQuorum, a heartbeat round confirmed less than an
+    election timeout minus a margin ago) serves linearizable reads at once; without one, or
+    with this off, a read waits for a ReadIndex heartbeat round."""
     seed: int | None = None
     """The node's RNG seed (to replay a run); drawn from the OS when None, and logged."""
     admin: str | None = None
@@ -205,7 +213,9 @@ class KvorumNode:
                 liveness_timeout_ms=cfg.tick_ms * cfg.election_timeout_ticks,
                 quiesce_after_ticks=cfg.quiesce_after_ticks,
                 request_timeout_ms=cfg.request_timeout_ms,
-                # The node serves reads by ReadIndex, never on a lease, so it may drop ticks.
+                tick_ms=cfg.tick_ms,
+                # A dropped tick voids the leaders' leases (see HostConfig), so lease reads
+                # stay safe on a node that falls behind.
                 max_pending_ticks=2,
             ),
             apply_scope=self.keyspace.transaction,
@@ -218,6 +228,7 @@ class KvorumNode:
         group_config = GroupConfig(
             snapshot_every_entries=cfg.snapshot_every_entries,
             max_entry_payloads=cfg.max_entry_payloads,
+            lease_reads=cfg.lease_reads,
         )
         codec = KVResultCodec()
         for gid in self.router.group_ids:
@@ -254,6 +265,7 @@ class KvorumNode:
             host,
             tick_ms=cfg.tick_ms,
             persist_in_thread=cfg.persist_in_thread,
+            inline_sync_below_ms=cfg.inline_sync_below_ms,
             on_fatal=self._fatal,
             batch_sends=(self._cork_sends, self._uncork_sends),
         )

@@ -412,6 +412,12 @@ class RaftCore:
             and not self._msgs
         )
 
+    def void_lease(self) -> None:
+        """Time passed that this core's ticks did not count (its host dropped ticks): a
+        leader's lease, measured in ticks, is void until a new heartbeat round is confirmed.
+        Reads meanwhile go by ReadIndex; nothing else changes."""
+        self._round_sent_tick.clear()
+
     def wake(self) -> None:
         """The host ticks this core again after a pause in which it did not (quiescence).
 

@@ -91,6 +91,7 @@ class RaftCluster:
             liveness_timeout_ms=raft_config.election_timeout_ticks * TICK_US / 1000,
             quiesce_after_ticks=quiesce_after_ticks,
             request_timeout_ms=client_timeout_ticks * 2 * TICK_US // 1000,
+            tick_ms=TICK_US / 1000,
         )
         self.switches = switches or HostSwitches()
         self.trace_enabled = trace_enabled
