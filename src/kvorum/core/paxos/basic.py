@@ -21,9 +21,9 @@ fsynced), then send ``messages``, then hand ``outcomes`` to whoever proposed.
 
 from __future__ import annotations
 
-import random
 from dataclasses import dataclass, field
 from enum import Enum
+from random import Random
 
 from kvorum.core.paxos.acceptor import AcceptorRules, AcceptorState, on_accept, on_prepare
 from kvorum.core.paxos.ballot import Ballot, RoundReservation
@@ -107,13 +107,13 @@ class BasicPaxosCore:
     def __init__(
         self,
         config: BasicConfig,
-        rng: random.Random | None = None,
+        rng: Random | None = None,
         *,
         acceptor_state: AcceptorState[Value] | None = None,
         durable_round: int = 0,
     ) -> None:
         self.config = config
-        self._rng = rng or random.Random(config.node_id)
+        self._rng = rng or Random(config.node_id)
         self._rules = AcceptorRules(config.unsafe.accept_below_min_n)
         self.acceptor: AcceptorState[Value] = acceptor_state or AcceptorState()
         self._acceptor_dirty = False

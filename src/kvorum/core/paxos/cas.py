@@ -35,11 +35,11 @@ Ready contract (:class:`CasReady`): persist ``acceptor_writes`` and ``round_rese
 
 from __future__ import annotations
 
-import random
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
+from random import Random
 
 from kvorum.core.paxos.acceptor import AcceptorRules, AcceptorState, on_accept, on_prepare
 from kvorum.core.paxos.ballot import Ballot, RoundReservation
@@ -141,7 +141,7 @@ class CasPaxosCore:
     def __init__(
         self,
         config: CasConfig,
-        rng: random.Random,
+        rng: Random,
         *,
         acceptor_slots: Mapping[str, SlotState] | None = None,
         durable_round: int = 0,
