@@ -7,7 +7,8 @@ import os
 import sys
 import textwrap
 import time
-from dataclasses import replace
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
 
 import click
 
@@ -21,7 +22,7 @@ from kvorum.sim.gossip import run_seed as run_gossip_seed
 from kvorum.sim.gossip import run_seeds as run_gossip_seeds
 from kvorum.sim.raft import FAULT_KINDS, RaftSimOptions, parse_faults, run_seed, run_seeds
 from kvorum.sim.raft.cluster import HostSwitches
-from kvorum.sim.runner import RunOptions
+from kvorum.sim.runner import RunOptions, SimResult
 from kvorum.sim.storage import STORAGE_KINDS
 
 _BREAKS = {
@@ -136,13 +137,52 @@ def raft(
     flags = _flags(nodes, groups, faults, breaks, options)
     workers = jobs or (os.cpu_count() or 1)
     began = time.monotonic()
-    violations = 0
     ops = 0
-    progress = Progress(seeds, "seeds")
-    for done, result in enumerate(run_seeds(range(start, start + seeds), options, jobs=workers)):
+
+    def count(result: SimResult) -> None:
+        nonlocal ops
         ops += result.ops
+
+    violations = _report_seeds(
+        run_seeds(range(start, start + seeds), options, jobs=workers),
+        SeedReport("raft", seeds, flags, trace_lines, show_trace, has_show_trace=True),
+        rerun=lambda seed: run_seed(seed, replace(options, trace=True)).trace,
+        on_result=count,
+    )
+    elapsed = time.monotonic() - began
+    click.echo(f"({ops} client operations, {elapsed:.1f}s, {workers} workers)", err=True)
+    click.echo(f"{seeds} seeds, {violations} violations")
+    sys.exit(1 if violations else 0)
+
+
+@dataclass(frozen=True, slots=True)
+class SeedReport:
+    """How ``kvorum sim <protocol>`` shows its seeds."""
+
+    protocol: str
+    total: int
+    flags: str
+    trace_lines: int
+    show_trace: bool
+    has_show_trace: bool
+
+
+def _report_seeds(
+    results: Iterable[SimResult],
+    report: SeedReport,
+    *,
+    rerun: Callable[[int], list[str]],
+    on_result: Callable[[SimResult], None],
+) -> int:
+    """Show each seed's result as it comes (progress at a terminal; every failure with its
+    seed, the end of its trace and the command that reproduces it); how many failed."""
+    violations = 0
+    progress = Progress(report.total, "seeds")
+    where = f"kvorum sim {report.protocol}"
+    for done, result in enumerate(results):
+        on_result(result)
         progress.update(done + 1, f"{violations} violations")
-        if show_trace:
+        if report.show_trace:
             progress.clear()
             click.echo("\n".join(result.trace))
         if result.ok:
@@ -150,20 +190,20 @@ def raft(
         violations += 1
         progress.clear()
         # Runs are deterministic: re-run the failing seed with tracing on to show how it failed.
-        traced = run_seed(result.seed, replace(options, trace=True))
+        trace = rerun(result.seed)
+        again = f"{where} --start {result.seed} --seeds 1 {report.flags}"
         click.echo(f"--- seed {result.seed}: VIOLATION: {result.violation}")
-        click.echo(
-            f"    (last {trace_lines} trace lines; full trace: kvorum sim raft --start "
-            f"{result.seed} --seeds 1 {flags} --show-trace)"
-        )
-        for line in traced.trace[-trace_lines:]:
+        if report.has_show_trace:
+            click.echo(
+                f"    (last {report.trace_lines} trace lines; full trace: {again} --show-trace)"
+            )
+        else:
+            click.echo(f"    (last {report.trace_lines} trace lines)")
+        for line in trace[-report.trace_lines :]:
             click.echo("    " + line)
-        click.echo(f"    reproduce: kvorum sim raft --start {result.seed} --seeds 1 {flags}")
+        click.echo(f"    reproduce: {again}")
     progress.clear()
-    elapsed = time.monotonic() - began
-    click.echo(f"({ops} client operations, {elapsed:.1f}s, {workers} workers)", err=True)
-    click.echo(f"{seeds} seeds, {violations} violations")
-    sys.exit(1 if violations else 0)
+    return violations
 
 
 def _flags(
@@ -274,21 +314,20 @@ def paxos(
     flags = " ".join(parts)
     workers = jobs or (os.cpu_count() or 1)
     began = time.monotonic()
-    violations = 0
     ops = 0
     chosen = 0
-    for result in run_paxos_seeds(range(start, start + seeds), options, jobs=workers):
+
+    def count(result: SimResult) -> None:
+        nonlocal ops, chosen
         ops += result.ops
         chosen += result.committed
-        if result.ok:
-            continue
-        violations += 1
-        traced = run_paxos_seed(result.seed, replace(options, trace=True))
-        click.echo(f"--- seed {result.seed}: VIOLATION: {result.violation}")
-        click.echo(f"    (last {trace_lines} trace lines)")
-        for line in traced.trace[-trace_lines:]:
-            click.echo("    " + line)
-        click.echo(f"    reproduce: kvorum sim paxos --start {result.seed} --seeds 1 {flags}")
+
+    violations = _report_seeds(
+        run_paxos_seeds(range(start, start + seeds), options, jobs=workers),
+        SeedReport("paxos", seeds, flags, trace_lines, show_trace=False, has_show_trace=False),
+        rerun=lambda seed: run_paxos_seed(seed, replace(options, trace=True)).trace,
+        on_result=count,
+    )
     elapsed = time.monotonic() - began
     click.echo(
         f"({ops} client operations, {chosen} (key, ballot) slots chosen, {elapsed:.1f}s,"
@@ -373,25 +412,21 @@ def gossip(
     flags = " ".join(parts)
     workers = jobs or (os.cpu_count() or 1)
     began = time.monotonic()
-    violations = 0
     totals: dict[str, int] = {}
     converge: list[int] = []
-    for result in run_gossip_seeds(range(start, start + seeds), options, jobs=workers):
+
+    def count(result: SimResult) -> None:
         for key, value in result.stats.items():
             totals[key] = totals.get(key, 0) + value
         if "ticks to converge after calm" in result.stats:
             converge.append(result.stats["ticks to converge after calm"])
-        if show_trace:
-            click.echo("\n".join(result.trace))
-        if result.ok:
-            continue
-        violations += 1
-        traced = run_gossip_seed(result.seed, replace(options, trace=True))
-        click.echo(f"--- seed {result.seed}: VIOLATION: {result.violation}")
-        click.echo(f"    (last {trace_lines} trace lines)")
-        for line in traced.trace[-trace_lines:]:
-            click.echo("    " + line)
-        click.echo(f"    reproduce: kvorum sim gossip --start {result.seed} --seeds 1 {flags}")
+
+    violations = _report_seeds(
+        run_gossip_seeds(range(start, start + seeds), options, jobs=workers),
+        SeedReport("gossip", seeds, flags, trace_lines, show_trace, has_show_trace=True),
+        rerun=lambda seed: run_gossip_seed(seed, replace(options, trace=True)).trace,
+        on_result=count,
+    )
     elapsed = time.monotonic() - began
     converge.sort()
     if converge:
